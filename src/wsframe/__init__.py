@@ -1,0 +1,44 @@
+"""wsframe: RFC 6455 WebSockets with a compiled framing hot path.
+
+The framing functions below come from the active backend (:data:`BACKEND`):
+compiled when the extension is built, pure Python otherwise or when
+``WSFRAME_NO_EXTENSIONS=1`` is set at import.
+"""
+
+from __future__ import annotations
+
+from ._backend import BACKEND, active as _active
+from .errors import ConnectionClosed, InvalidState, ProtocolError, WebSocketError
+
+__version__ = "0.1.0"
+
+Frame = _active.Frame
+Header = _active.Header
+FrameReader = _active.FrameReader
+parse_header = _active.parse_header
+encode_frame = _active.encode_frame
+encode_frame_into = _active.encode_frame_into
+frame_size = _active.frame_size
+mask = _active.mask
+mask_inplace = _active.mask_inplace
+Utf8Validator = _active.Utf8Validator
+validate_utf8 = _active.validate_utf8
+
+__all__ = [
+    "BACKEND",
+    "ConnectionClosed",
+    "Frame",
+    "FrameReader",
+    "Header",
+    "InvalidState",
+    "ProtocolError",
+    "Utf8Validator",
+    "WebSocketError",
+    "encode_frame",
+    "encode_frame_into",
+    "frame_size",
+    "mask",
+    "mask_inplace",
+    "parse_header",
+    "validate_utf8",
+]

@@ -1,0 +1,93 @@
+# C types for _frames.py compiled as wsframe._frames_c (see setup.py).
+# The source stays plain Python; this file only adds types.
+cimport cython
+from libc.stdint cimport uint32_t
+
+from ._kernels cimport Utf8Validator, append_unmasked, build_frame, unmask_slice, write_frame
+
+cdef int OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG
+cdef int CLOSE_PROTOCOL_ERROR, CLOSE_INVALID_PAYLOAD, CLOSE_TOO_BIG
+cdef int MAX_CONTROL_PAYLOAD, RSV1
+cdef int _HEADER, _PAYLOAD
+
+
+cdef class Header:
+    cdef readonly bint fin
+    cdef readonly int rsv
+    cdef readonly int opcode
+    cdef readonly bint masked
+    cdef readonly unsigned long long length
+    cdef readonly uint32_t key
+    cdef readonly int size
+
+
+cdef class Frame:
+    cdef readonly int opcode
+    cdef readonly bint fin
+    cdef readonly int rsv
+    cdef readonly bytes payload
+
+
+@cython.locals(frame=Frame)
+cdef Frame _new_frame(int opcode, bint fin, int rsv, bytes payload)
+
+
+@cython.locals(b0=int, b1=int, length="unsigned long long", size=int, masked=bint, opcode=int,
+               fin=bint, key=uint32_t, k=Py_ssize_t, i=Py_ssize_t)
+cdef bint _decode_header(const unsigned char[:] view, Py_ssize_t pos, Py_ssize_t end, Header h,
+                         long long max_size) except -1
+
+
+@cython.locals(view="const unsigned char[:]", h=Header)
+cpdef Header parse_header(data, Py_ssize_t offset=*, long long max_size=*)
+
+
+cdef class FrameReader:
+    cdef int _mask_rule
+    cdef long long _max_frame
+    cdef long long _max_message
+    cdef int _allowed_rsv
+    cdef bint _check_utf8
+    cdef Header _h
+    cdef int _state
+    cdef bytearray _tail
+    cdef bytearray _payload
+    cdef unsigned long long _remaining
+    cdef int _message_opcode
+    cdef unsigned long long _message_size
+    cdef int _message_rsv
+    cdef bint _text
+    cdef Utf8Validator _utf8
+    cdef public object error
+
+    @cython.locals(view="const unsigned char[:]", end=Py_ssize_t, pos=Py_ssize_t, frames=list)
+    cpdef list feed(self, data)
+
+    @cython.locals(h=Header, start=Py_ssize_t, payload=bytes)
+    cdef Py_ssize_t _parse_run(self, const unsigned char[:] view, Py_ssize_t pos, Py_ssize_t end,
+                               list frames) except -1
+
+    @cython.locals(tail=bytearray, held=Py_ssize_t, take=Py_ssize_t, h=Header, used=Py_ssize_t)
+    cdef Py_ssize_t _finish_tail_header(self, const unsigned char[:] view, Py_ssize_t end,
+                                        list frames) except -1
+
+    @cython.locals(n=Py_ssize_t, payload=bytearray, start=Py_ssize_t)
+    cdef Py_ssize_t _fill(self, const unsigned char[:] view, Py_ssize_t pos, Py_ssize_t end,
+                          list frames) except -1
+
+    @cython.locals(opcode=int, rsv=int)
+    cdef void _check_context(self, Header h) except *
+
+    @cython.locals(h=Header, opcode=int)
+    cdef void _deliver(self, bytes payload, list frames) except *
+
+
+@cython.locals(k=bytes)
+cdef uint32_t _key_int(object mask_key) except? 0xFFFFFFFF
+
+@cython.locals(view="const unsigned char[:]", b0=int)
+cpdef bytes encode_frame(int opcode, payload, bint fin=*, int rsv=*, mask_key=*)
+
+@cython.locals(view="const unsigned char[:]", out="unsigned char[:]", b0=int)
+cpdef Py_ssize_t encode_frame_into(buffer, Py_ssize_t offset, int opcode, payload, bint fin=*, int rsv=*,
+                                   mask_key=*) except -1

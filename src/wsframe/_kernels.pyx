@@ -1,0 +1,231 @@
+# cython: language_level=3
+"""Compiled per-byte kernels: XOR masking and UTF-8 validation over csrc/.
+
+The pure twin is _kernels_py.py: same names, same results, same errors.
+Large payloads are processed without the GIL so server threads run in parallel.
+"""
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
+from libc.stdint cimport uint8_t, uint32_t
+from libc.string cimport memcpy
+
+from .errors import ProtocolError
+
+cdef extern from "wsf_mask.h":
+    void wsf_mask_init()
+    const char *wsf_mask_impl()
+    void wsf_mask(unsigned char *dst, const unsigned char *src, size_t n,
+                  const unsigned char *key, size_t phase) nogil
+
+cdef extern from "wsf_utf8.h":
+    size_t wsf_utf8_validate(uint8_t *state, uint8_t *pending, const unsigned char *s, size_t n) nogil
+    enum: WSF_UTF8_ACCEPT
+    enum: WSF_UTF8_REJECT
+
+wsf_mask_init()
+
+#: SIMD path the mask kernel uses on this CPU ("avx2", "sse2", "neon", "scalar").
+MASK_IMPL = wsf_mask_impl().decode()
+
+# Below this many bytes the GIL is kept: releasing it costs more than the work.
+cdef enum:
+    NOGIL_THRESHOLD = 65536
+
+cdef const unsigned char EMPTY[1]
+
+
+cdef inline void _key_bytes(uint32_t key, unsigned char *k) noexcept:
+    k[0] = (key >> 24) & 0xFF
+    k[1] = (key >> 16) & 0xFF
+    k[2] = (key >> 8) & 0xFF
+    k[3] = key & 0xFF
+
+
+cdef inline void _xor(unsigned char *dst, const unsigned char *src, size_t n,
+                      const unsigned char *k, size_t phase) noexcept:
+    if n >= NOGIL_THRESHOLD:
+        with nogil:
+            wsf_mask(dst, src, n, k, phase)
+    else:
+        wsf_mask(dst, src, n, k, phase)
+
+
+cdef inline uint32_t _key_from(object key) except? 0:
+    cdef const unsigned char[:] k = key
+    if k.shape[0] != 4:
+        raise ValueError("a mask key is exactly 4 bytes")
+    return (<uint32_t>k[0] << 24) | (<uint32_t>k[1] << 16) | (<uint32_t>k[2] << 8) | k[3]
+
+
+def mask(data, key, Py_ssize_t phase=0) -> bytes:
+    """Return ``data`` XORed with the 4-byte ``key``, starting at key byte ``phase % 4``.
+
+    Masking and unmasking are the same operation; ``phase`` lets a payload that
+    arrives in pieces be unmasked piece by piece.
+    """
+    cdef const unsigned char[:] src = data
+    cdef unsigned char k[4]
+    if phase < 0:
+        raise ValueError("phase must be >= 0")
+    _key_bytes(_key_from(key), k)
+    cdef Py_ssize_t n = src.shape[0]
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, n)
+    if n:
+        _xor(<unsigned char *>PyBytes_AS_STRING(out), &src[0], n, k, phase & 3)
+    return out
+
+
+def mask_inplace(buffer, key, Py_ssize_t phase=0) -> None:
+    """XOR the writable ``buffer`` with ``key`` in place (see :func:`mask`)."""
+    cdef unsigned char[:] buf = buffer
+    cdef unsigned char k[4]
+    if phase < 0:
+        raise ValueError("phase must be >= 0")
+    _key_bytes(_key_from(key), k)
+    cdef Py_ssize_t n = buf.shape[0]
+    if n:
+        _xor(&buf[0], &buf[0], n, k, phase & 3)
+
+
+cdef bytes unmask_slice(const unsigned char[:] src, Py_ssize_t start, Py_ssize_t stop, uint32_t key):
+    cdef Py_ssize_t n = stop - start
+    cdef unsigned char k[4]
+    cdef bytes out
+    if key == 0:
+        return PyBytes_FromStringAndSize(<const char *>&src[start] if n else <const char *>EMPTY, n)
+    out = PyBytes_FromStringAndSize(NULL, n)
+    if n:
+        _key_bytes(key, k)
+        _xor(<unsigned char *>PyBytes_AS_STRING(out), &src[start], n, k, 0)
+    return out
+
+
+cdef void append_unmasked(bytearray dst, const unsigned char[:] src, Py_ssize_t start,
+                          Py_ssize_t stop, uint32_t key, Py_ssize_t phase) except *:
+    cdef Py_ssize_t n = stop - start
+    cdef Py_ssize_t old = PyByteArray_GET_SIZE(dst)
+    cdef unsigned char k[4]
+    if n <= 0:
+        return
+    PyByteArray_Resize(dst, old + n)
+    _key_bytes(key, k)
+    _xor(<unsigned char *>PyByteArray_AS_STRING(dst) + old, &src[start], n, k, phase & 3)
+
+
+cdef inline Py_ssize_t _header_size(Py_ssize_t n, bint masked) noexcept:
+    return (2 if n < 126 else 4 if n < 65536 else 10) + (4 if masked else 0)
+
+
+cdef inline Py_ssize_t _write(unsigned char *out, int b0, const unsigned char[:] payload,
+                              bint masked, uint32_t key) noexcept:
+    cdef Py_ssize_t n = payload.shape[0]
+    cdef Py_ssize_t h = 2
+    cdef unsigned char k[4]
+    cdef int i
+    cdef unsigned char mbit = 0x80 if masked else 0
+    out[0] = <unsigned char>b0
+    if n < 126:
+        out[1] = mbit | <unsigned char>n
+    elif n < 65536:
+        out[1] = mbit | 126
+        out[2] = (n >> 8) & 0xFF
+        out[3] = n & 0xFF
+        h = 4
+    else:
+        out[1] = mbit | 127
+        for i in range(8):
+            out[2 + i] = (<unsigned long long>n >> (56 - 8 * i)) & 0xFF
+        h = 10
+    if masked:
+        _key_bytes(key, k)
+        memcpy(out + h, k, 4)
+        h += 4
+        if n:
+            _xor(out + h, &payload[0], n, k, 0)
+    elif n:
+        memcpy(out + h, &payload[0], n)
+    return h + n
+
+
+cdef bytes build_frame(int b0, const unsigned char[:] payload, bint masked, uint32_t key):
+    cdef Py_ssize_t total = _header_size(payload.shape[0], masked) + payload.shape[0]
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, total)
+    _write(<unsigned char *>PyBytes_AS_STRING(out), b0, payload, masked, key)
+    return out
+
+
+cdef Py_ssize_t write_frame(unsigned char[:] out, Py_ssize_t offset, int b0,
+                            const unsigned char[:] payload, bint masked, uint32_t key) except -1:
+    cdef Py_ssize_t total = _header_size(payload.shape[0], masked) + payload.shape[0]
+    if offset < 0 or out.shape[0] - offset < total:
+        raise ValueError(f"the buffer has no room for a {total}-byte frame at offset {offset}")
+    return _write(&out[offset], b0, payload, masked, key)
+
+
+cdef class Utf8Validator:
+    """Incremental UTF-8 validator: feed a text in chunks split anywhere.
+
+    :meth:`feed` raises :class:`ProtocolError` (1007) at the first byte that
+    cannot be part of valid UTF-8; :meth:`finish` raises when the text ends
+    inside a sequence. The error names the offset where the bad sequence began.
+    """
+
+    def __init__(self):
+        self.reset()
+
+    cpdef void reset(self):
+        """Start a new text."""
+        self._state = WSF_UTF8_ACCEPT
+        self._pending = 0
+        self._offset = 0
+
+    cpdef void feed(self, const unsigned char[:] data, Py_ssize_t start=0, Py_ssize_t stop=-1) except *:
+        """Validate ``data[start:stop]`` as the next piece of the text."""
+        cdef Py_ssize_t n
+        cdef size_t good
+        if stop < 0 or stop > data.shape[0]:
+            stop = data.shape[0]
+        if start < 0:
+            start = 0
+        n = stop - start
+        if self._state == WSF_UTF8_REJECT:
+            raise ProtocolError(1007, f"invalid UTF-8 at byte {self._offset}")
+        if n <= 0:
+            return
+        if n >= NOGIL_THRESHOLD:
+            with nogil:
+                good = wsf_utf8_validate(&self._state, &self._pending, &data[start], n)
+        else:
+            good = wsf_utf8_validate(&self._state, &self._pending, &data[start], n)
+        if self._state == WSF_UTF8_REJECT:
+            self._offset += <Py_ssize_t>good - self._pending
+            raise ProtocolError(1007, f"invalid UTF-8 at byte {self._offset}")
+        self._offset += n
+
+    cpdef void finish(self) except *:
+        """Check that the text did not end in the middle of a sequence."""
+        if self._state == WSF_UTF8_REJECT:
+            raise ProtocolError(1007, f"invalid UTF-8 at byte {self._offset}")
+        if self._state != WSF_UTF8_ACCEPT:
+            raise ProtocolError(1007, f"incomplete UTF-8 sequence at byte {self._offset - self._pending}")
+
+    @property
+    def complete(self) -> bool:
+        """True when the text so far ends on a character boundary."""
+        return self._state == WSF_UTF8_ACCEPT
+
+
+def validate_utf8(data) -> bool:
+    """Return True if ``data`` is valid UTF-8 as a whole."""
+    cdef const unsigned char[:] view = data
+    cdef uint8_t state = WSF_UTF8_ACCEPT
+    cdef uint8_t pending = 0
+    cdef Py_ssize_t n = view.shape[0]
+    if n == 0:
+        return True
+    if n >= NOGIL_THRESHOLD:
+        with nogil:
+            wsf_utf8_validate(&state, &pending, &view[0], n)
+    else:
+        wsf_utf8_validate(&state, &pending, &view[0], n)
+    return state == WSF_UTF8_ACCEPT

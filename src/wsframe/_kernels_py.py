@@ -1,0 +1,181 @@
+"""Pure-Python per-byte kernels: the twin of the compiled _kernels module.
+
+Same names, same results, same errors; only the idioms differ (big-integer XOR
+for masking, the codec machinery for UTF-8), chosen as the fastest pure ones.
+"""
+
+from __future__ import annotations
+
+import codecs
+import struct
+from typing import Any
+
+from .errors import ProtocolError
+
+MASK_IMPL = "python"
+
+_U64 = struct.Struct("!BBQ")
+_U16 = struct.Struct("!BBH")
+
+
+def _xor(data: Any, key4: bytes, phase: int) -> bytes:
+    """XOR bytes-like ``data`` with the key rotated to ``phase``."""
+    n = len(data)
+    if not n:
+        return b""
+    phase &= 3
+    k = key4[phase:] + key4[:phase]
+    if k == b"\0\0\0\0":
+        return bytes(data)
+    # One big-integer XOR: linear, and done in C by CPython's long arithmetic.
+    pad = k * ((n >> 2) + 1)
+    x = int.from_bytes(data, "little") ^ int.from_bytes(pad[:n], "little")
+    return x.to_bytes(n, "little")
+
+
+def _key_from(key: Any) -> bytes:
+    k = bytes(key)
+    if len(k) != 4:
+        raise ValueError("a mask key is exactly 4 bytes")
+    return k
+
+
+def mask(data: Any, key: Any, phase: int = 0) -> bytes:
+    """Return ``data`` XORed with the 4-byte ``key``, starting at key byte ``phase % 4``.
+
+    Masking and unmasking are the same operation; ``phase`` lets a payload that
+    arrives in pieces be unmasked piece by piece.
+    """
+    if phase < 0:
+        raise ValueError("phase must be >= 0")
+    return _xor(memoryview(data).cast("B"), _key_from(key), phase)
+
+
+def mask_inplace(buffer: Any, key: Any, phase: int = 0) -> None:
+    """XOR the writable ``buffer`` with ``key`` in place (see :func:`mask`)."""
+    if phase < 0:
+        raise ValueError("phase must be >= 0")
+    k = _key_from(key)
+    with memoryview(buffer) as view:
+        if view.readonly:
+            raise TypeError("mask_inplace needs a writable buffer")
+        view = view.cast("B")
+        view[:] = _xor(view, k, phase)
+
+
+def unmask_slice(src: Any, start: int, stop: int, key: int) -> bytes:
+    """Return ``src[start:stop]`` unmasked with the wire-order ``key`` (0: no mask)."""
+    if key == 0:
+        return bytes(src[start:stop])
+    return _xor(src[start:stop], key.to_bytes(4, "big"), 0)
+
+
+def append_unmasked(dst: bytearray, src: Any, start: int, stop: int, key: int, phase: int) -> None:
+    """Append ``src[start:stop]``, unmasked from key byte ``phase``, to ``dst``."""
+    if stop > start:
+        dst += _xor(src[start:stop], key.to_bytes(4, "big"), phase)
+
+
+def _header(b0: int, n: int, masked: bool, key: int) -> bytes:
+    mbit = 0x80 if masked else 0
+    if n < 126:
+        head = bytes((b0, mbit | n))
+    elif n < 65536:
+        head = _U16.pack(b0, mbit | 126, n)
+    else:
+        head = _U64.pack(b0, mbit | 127, n)
+    return head + key.to_bytes(4, "big") if masked else head
+
+
+def build_frame(b0: int, payload: Any, masked: bool, key: int) -> bytes:
+    """Return a whole frame: header, then the payload (masked with ``key`` if ``masked``)."""
+    head = _header(b0, len(payload), masked, key)
+    if masked:
+        return head + _xor(payload, key.to_bytes(4, "big"), 0)
+    return head + payload
+
+
+def write_frame(out: Any, offset: int, b0: int, payload: Any, masked: bool, key: int) -> int:
+    """Write a whole frame into ``out`` at ``offset``; return its size."""
+    n = len(payload)
+    head = _header(b0, n, masked, key)
+    total = len(head) + n
+    if offset < 0 or len(out) - offset < total:
+        raise ValueError(f"the buffer has no room for a {total}-byte frame at offset {offset}")
+    h = offset + len(head)
+    out[offset:h] = head
+    out[h : h + n] = _xor(payload, key.to_bytes(4, "big"), 0) if masked else payload
+    return total
+
+
+class Utf8Validator:
+    """Incremental UTF-8 validator: feed a text in chunks split anywhere.
+
+    :meth:`feed` raises :class:`ProtocolError` (1007) at the first byte that
+    cannot be part of valid UTF-8; :meth:`finish` raises when the text ends
+    inside a sequence. The error names the offset where the bad sequence began.
+    """
+
+    __slots__ = ("_decoder", "_offset", "_failed")
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new text."""
+        self._decoder.reset()
+        self._offset = 0
+        self._failed = False
+
+    def feed(self, data: Any, start: int = 0, stop: int = -1) -> None:
+        """Validate ``data[start:stop]`` as the next piece of the text."""
+        if self._failed:
+            raise ProtocolError(1007, f"invalid UTF-8 at byte {self._offset}")
+        size = len(data)
+        if stop < 0 or stop > size:
+            stop = size
+        if start < 0:
+            start = 0
+        if stop <= start:
+            return
+        with memoryview(data) as view:
+            chunk = view[start:stop]
+            pending = len(self._decoder.getstate()[0])
+            try:
+                self._decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                self._fail(self._offset - pending + exc.start)
+            self._offset += stop - start
+        # The codec waits for more bytes after ED A0..BF, which can only begin a
+        # surrogate: fail now, as the compiled validator does.
+        held = self._decoder.getstate()[0]
+        if len(held) >= 2 and held[0] == 0xED and held[1] >= 0xA0:
+            self._fail(self._offset - len(held))
+
+    def _fail(self, offset: int) -> None:
+        self._failed = True
+        self._offset = offset
+        raise ProtocolError(1007, f"invalid UTF-8 at byte {offset}")
+
+    def finish(self) -> None:
+        """Check that the text did not end in the middle of a sequence."""
+        if self._failed:
+            raise ProtocolError(1007, f"invalid UTF-8 at byte {self._offset}")
+        held = len(self._decoder.getstate()[0])
+        if held:
+            raise ProtocolError(1007, f"incomplete UTF-8 sequence at byte {self._offset - held}")
+
+    @property
+    def complete(self) -> bool:
+        """True when the text so far ends on a character boundary."""
+        return not self._failed and not self._decoder.getstate()[0]
+
+
+def validate_utf8(data: Any) -> bool:
+    """Return True if ``data`` is valid UTF-8 as a whole."""
+    try:
+        codecs.utf_8_decode(data, "strict", True)
+    except UnicodeDecodeError:
+        return False
+    return True
