@@ -8,7 +8,20 @@ compiled when the extension is built, pure Python otherwise or when
 from __future__ import annotations
 
 from ._backend import BACKEND, active as _active
+from .connection import ClientConnection, Connection, ServerConnection, State
 from .errors import ConnectionClosed, InvalidState, ProtocolError, WebSocketError
+from .events import (
+    Accepted,
+    BinaryMessage,
+    CloseReceived,
+    Fragment,
+    Ping,
+    Pong,
+    Rejected,
+    Request,
+    TextMessage,
+)
+from .handshake import HandshakeError
 
 __version__ = "0.1.0"
 
@@ -26,6 +39,20 @@ validate_utf8 = _active.validate_utf8
 
 __all__ = [
     "BACKEND",
+    "Accepted",
+    "BinaryMessage",
+    "ClientConnection",
+    "CloseReceived",
+    "Connection",
+    "Fragment",
+    "HandshakeError",
+    "Ping",
+    "Pong",
+    "Rejected",
+    "Request",
+    "ServerConnection",
+    "State",
+    "TextMessage",
     "ConnectionClosed",
     "Frame",
     "FrameReader",

@@ -1,0 +1,545 @@
+"""Sans-I/O WebSocket connections: bytes in, events out; method calls in, bytes out.
+
+No sockets, no threads, no clocks. Drive a connection from any I/O loop::
+
+    conn = ServerConnection()
+    while True:
+        data = sock.recv(65536)
+        conn.receive_data(data)              # b"" means the peer closed TCP
+        for event in conn.events():
+            if isinstance(event, Request):
+                sock.sendall(conn.accept())
+            elif isinstance(event, TextMessage):
+                sock.sendall(conn.send_text(event.data))
+        sock.sendall(conn.data_to_send())    # pongs and close replies
+        if conn.should_close_transport:
+            break
+
+Events are produced lazily: a decision taken between two events (``accept()``
+after :class:`Request`) applies to the bytes that follow, and frames not yet
+iterated stay queued, never lost.
+
+Layers: ``FrameReader`` (bytes → frames, all per-frame rules, from the active
+backend) → :class:`Connection` (frames → messages, control frames, closing)
+→ your code. Sending goes the other way through ``encode_frame``.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections import deque
+from typing import Any, Deque, Iterable, Iterator, List, Optional, Sequence, Union
+
+from . import _backend
+from . import handshake as hs
+from .errors import InvalidState, ProtocolError
+from .events import (
+    Accepted,
+    BinaryMessage,
+    CloseReceived,
+    ConnectionClosed,
+    Event,
+    Fragment,
+    Ping,
+    Pong,
+    Rejected,
+    Request,
+    TextMessage,
+)
+
+__all__ = [
+    "State", "Connection", "ServerConnection", "ClientConnection",
+    "DEFAULT_MAX_MESSAGE_SIZE", "is_valid_close_code",
+]
+
+OP_CONTINUATION, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
+OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
+
+#: Default limit on a received message: protects a server, like websockets' 1 MiB.
+DEFAULT_MAX_MESSAGE_SIZE = 2**20
+
+_KEY_POOL = 4096  # bytes of mask keys drawn from the OS at a time (1024 frames)
+
+
+class State(enum.IntEnum):
+    """Where a connection is in its life (RFC 6455 sections 4 and 7)."""
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2  # we sent a close frame and wait for the peer's
+    CLOSED = 3
+
+
+def is_valid_close_code(code: int) -> bool:
+    """True for codes an endpoint may send in a close frame (RFC 6455 7.4, IANA registry).
+
+    1005, 1006 and 1015 are only ever reported, never sent; 1004 is reserved.
+    """
+    return code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def _close_payload(code: Optional[int], reason: str) -> bytes:
+    if code is None:
+        if reason:
+            raise ValueError("a close reason needs a close code")
+        return b""
+    if not is_valid_close_code(code):
+        raise ValueError(f"close code {code} cannot be sent")
+    data = reason.encode("utf-8")
+    if len(data) > 123:
+        raise ValueError("a close reason is at most 123 bytes of UTF-8")
+    return code.to_bytes(2, "big") + data
+
+
+class Connection:
+    """An open WebSocket connection, either role, after the handshake.
+
+    Use it directly when something else did the HTTP upgrade (an existing
+    server); :class:`ServerConnection` and :class:`ClientConnection` add the
+    handshake in front.
+
+    ``max_message_size`` and ``max_frame_size`` bound what the peer may send
+    (1009 over them, decided from headers before any payload is buffered);
+    ``None`` disables a limit. ``stream=True`` delivers :class:`Fragment`
+    events as frames arrive instead of whole messages. ``auto_pong`` answers
+    pings with the same payload. ``backend`` is ``"cython"``, ``"python"`` or
+    None for the active one.
+    """
+
+    def __init__(
+        self,
+        client: bool = False,
+        *,
+        max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
+        max_frame_size: Optional[int] = None,
+        auto_pong: bool = True,
+        stream: bool = False,
+        backend: Optional[str] = None,
+    ) -> None:
+        self.client = client
+        self.max_message_size = max_message_size
+        self.max_frame_size = max_frame_size
+        self.auto_pong = auto_pong
+        self.stream = stream
+        self._backend = _backend.active if backend is None else _backend.load(backend)
+        self.state = State.OPEN
+        self.subprotocol: Optional[str] = None
+        self.close_code: Optional[int] = None
+        self.close_reason = ""
+        self._reader: Any = None
+        self._allowed_rsv = 0
+        self._incoming: Deque[bytes] = deque()
+        self._frames: Deque[Any] = deque()
+        self._ready: Deque[Event] = deque()
+        self._outgoing = bytearray()
+        self._eof = False
+        self._failed = False
+        self._close_sent = False
+        self._parts: List[bytes] = []
+        self._message_text = False
+        self._decoder: Any = None
+        self._sending_fragments: Optional[bool] = None  # text? while a fragmented send is open
+        self._keys = b""
+        self._key_pos = 0
+
+    # -- receiving -------------------------------------------------------------------
+
+    def receive_data(self, data: Union[bytes, bytearray, memoryview]) -> None:
+        """Hand over bytes read from the transport; ``b""`` means it reached EOF."""
+        if not data:
+            self._eof = True
+        elif self.state is not State.CLOSED:
+            self._incoming.append(bytes(data) if not isinstance(data, bytes) else data)
+
+    def receive_eof(self) -> None:
+        """The transport reached EOF (same as ``receive_data(b"")``)."""
+        self._eof = True
+
+    def events(self) -> Iterator[Event]:
+        """Yield the events the received bytes make, in order, as they are iterated."""
+        while True:
+            if self._ready:
+                yield self._ready.popleft()
+                continue
+            if self._frames:
+                self._on_frame(self._frames.popleft())
+                continue
+            if self.state is State.CONNECTING:
+                if not self._handshake_step():
+                    return
+                continue
+            if self.state is State.CLOSED:
+                self._incoming.clear()
+                return
+            if self._reader is not None and self._reader.error is not None:
+                self._fail(self._reader.error.code, self._reader.error.reason)
+                continue
+            if self._incoming:
+                self._frames.extend(self._reader_for_open().feed(self._incoming.popleft()))
+                continue
+            if self._eof:
+                self._finish(1006, "")
+                continue
+            return
+
+    def data_to_send(self) -> bytes:
+        """Bytes the connection wrote on its own (pong, close reply, handshake errors); drains them."""
+        data = bytes(self._outgoing)
+        self._outgoing.clear()
+        return data
+
+    @property
+    def should_close_transport(self) -> bool:
+        """True once this side should close TCP (after flushing :meth:`data_to_send`).
+
+        The server closes first after a closing handshake (RFC 6455 7.1.1); a
+        client waits for the server, unless the connection failed or hit EOF.
+        """
+        return self.state is State.CLOSED and (not self.client or self._eof or self._failed)
+
+    def _reader_for_open(self) -> Any:
+        if self._reader is None:
+            limit_msg = -1 if self.max_message_size is None else self.max_message_size
+            limit_frame = -1 if self.max_frame_size is None else self.max_frame_size
+            self._reader = self._backend.FrameReader(
+                require_mask=not self.client,
+                max_frame_size=limit_frame,
+                max_message_size=limit_msg,
+                allowed_rsv=self._allowed_rsv,
+            )
+        return self._reader
+
+    def _handshake_step(self) -> bool:
+        """Advance the opening handshake (subclasses); False when it waits for something."""
+        return False
+
+    def _on_frame(self, frame: Any) -> None:
+        opcode = frame.opcode
+        if opcode == OP_PING:
+            if self.auto_pong and self.state is State.OPEN:
+                self._outgoing += self._frame(OP_PONG, frame.payload)
+            self._ready.append(Ping(frame.payload))
+        elif opcode == OP_PONG:
+            self._ready.append(Pong(frame.payload))
+        elif opcode == OP_CLOSE:
+            self._on_close(frame.payload)
+        elif self.state is State.OPEN:  # after our close, data frames are discarded
+            self._on_data(frame)
+
+    def _on_data(self, frame: Any) -> None:
+        opcode = frame.opcode
+        if opcode != OP_CONTINUATION:
+            self._message_text = opcode == OP_TEXT
+            if frame.fin and not self.stream:
+                data = frame.payload
+                self._ready.append(TextMessage(data.decode("utf-8")) if self._message_text else BinaryMessage(data))
+                return
+        if self.stream:
+            first = opcode != OP_CONTINUATION
+            data = frame.payload
+            if self._message_text:
+                if first:
+                    self._decoder = _utf8_decoder()
+                data = self._decoder.decode(data, frame.fin)
+            self._ready.append(Fragment(data, first, frame.fin))
+            return
+        self._parts.append(frame.payload)
+        if frame.fin:
+            data = b"".join(self._parts)
+            self._parts = []
+            self._ready.append(TextMessage(data.decode("utf-8")) if self._message_text else BinaryMessage(data))
+
+    def _on_close(self, payload: bytes) -> None:
+        if len(payload) == 0:
+            code, reason = 1005, ""
+        elif len(payload) == 1:
+            return self._fail(1002, "close frame with a 1-byte payload")
+        else:
+            code = int.from_bytes(payload[:2], "big")
+            if not is_valid_close_code(code):
+                return self._fail(1002, f"invalid close code {code}")
+            try:
+                reason = payload[2:].decode("utf-8")
+            except UnicodeDecodeError:
+                return self._fail(1007, "close reason is not valid UTF-8")
+        self._ready.append(CloseReceived(code, reason))
+        if not self._close_sent:
+            # Echo the peer's code (RFC 6455 5.5.1); an empty close gets an empty reply.
+            self._outgoing += self._frame(OP_CLOSE, b"" if code == 1005 else code.to_bytes(2, "big"))
+            self._close_sent = True
+        self._finish(code, reason)
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Fail the connection (RFC 6455 7.1.7): send a close with ``code`` and stop reading."""
+        if not self._close_sent and self.state is not State.CLOSED:
+            self._outgoing += self._frame(OP_CLOSE, _close_payload(code, reason[:100]))
+            self._close_sent = True
+        self._failed = True
+        self._finish(code, reason)
+
+    def _finish(self, code: int, reason: str) -> None:
+        if self.state is State.CLOSED:
+            return
+        self.state = State.CLOSED
+        self.close_code = code
+        self.close_reason = reason
+        self._incoming.clear()
+        self._frames.clear()
+        self._ready.append(ConnectionClosed(code, reason))
+
+    # -- sending ---------------------------------------------------------------------
+
+    def send_text(self, data: str) -> bytes:
+        """Bytes of a text message."""
+        self._check_can_send()
+        return self._frame(OP_TEXT, data.encode("utf-8"))
+
+    def send_binary(self, data: Union[bytes, bytearray, memoryview]) -> bytes:
+        """Bytes of a binary message."""
+        self._check_can_send()
+        return self._frame(OP_BINARY, data)
+
+    def send(self, data: Union[str, bytes, bytearray, memoryview]) -> bytes:
+        """Bytes of a text message for str, a binary message for bytes-like data."""
+        if isinstance(data, str):
+            return self.send_text(data)
+        return self.send_binary(data)
+
+    def send_fragment(self, data: Union[str, bytes, bytearray, memoryview], final: bool = False) -> bytes:
+        """Bytes of the next fragment of a message sent in pieces; ``final`` ends it.
+
+        The first fragment's type (str or bytes) sets the message type; later
+        ones must match. Control frames may be sent between fragments.
+        """
+        self._check_can_send(fragment=True)
+        text = isinstance(data, str)
+        if self._sending_fragments is None:
+            opcode = OP_TEXT if text else OP_BINARY
+        elif self._sending_fragments != text:
+            raise TypeError("all fragments of a message must be str, or all bytes")
+        else:
+            opcode = OP_CONTINUATION
+        self._sending_fragments = None if final else text
+        payload = data.encode("utf-8") if isinstance(data, str) else data
+        return self._frame(opcode, payload, fin=final)
+
+    def send_ping(self, payload: Union[bytes, str] = b"") -> bytes:
+        """Bytes of a ping (payload at most 125 bytes)."""
+        self._check_can_send(control=True)
+        return self._frame(OP_PING, payload.encode("utf-8") if isinstance(payload, str) else payload)
+
+    def send_pong(self, payload: Union[bytes, str] = b"") -> bytes:
+        """Bytes of an unsolicited pong (a heartbeat; pings are answered automatically)."""
+        self._check_can_send(control=True)
+        return self._frame(OP_PONG, payload.encode("utf-8") if isinstance(payload, str) else payload)
+
+    def close(self, code: Optional[int] = 1000, reason: str = "") -> bytes:
+        """Bytes of a close frame starting the closing handshake.
+
+        ``code`` must be one an endpoint may send (1000-1003, 1007-1014,
+        3000-4999), or None for a close with no code; ``reason`` is at most 123
+        bytes of UTF-8. Incoming data frames are discarded from now on.
+        """
+        payload = _close_payload(code, reason)
+        if self.state is State.CONNECTING:
+            raise InvalidState("cannot close before the handshake completes")
+        if self._close_sent or self.state is State.CLOSED:
+            raise InvalidState("the connection is already closing or closed")
+        self._close_sent = True
+        self.state = State.CLOSING
+        return self._frame(OP_CLOSE, payload)
+
+    def _check_can_send(self, control: bool = False, fragment: bool = False) -> None:
+        if self.state is not State.OPEN:
+            raise InvalidState(f"cannot send in state {self.state.name}")
+        if not control and not fragment and self._sending_fragments is not None:
+            raise InvalidState("a fragmented message is being sent: finish it first")
+
+    def _frame(self, opcode: int, payload: Any, fin: bool = True) -> bytes:
+        if not self.client:
+            return self._backend.encode_frame(opcode, payload, fin)
+        return self._backend.encode_frame(opcode, payload, fin, 0, self._mask_key())
+
+    def _mask_key(self) -> bytes:
+        """A fresh, unpredictable mask key (RFC 6455 10.3), drawn from the OS in bulk."""
+        pos = self._key_pos
+        if pos + 4 > len(self._keys):
+            self._keys = os.urandom(_KEY_POOL)
+            pos = 0
+        self._key_pos = pos + 4
+        return self._keys[pos : pos + 4]
+
+
+def _utf8_decoder() -> Any:
+    import codecs
+
+    return codecs.getincrementaldecoder("utf-8")()
+
+
+class ServerConnection(Connection):
+    """The server side, from the HTTP upgrade request on.
+
+    The handshake is checked (RFC 6455 4.2.1) as the request arrives; invalid
+    requests get their HTTP error response in :meth:`data_to_send` and a
+    :class:`Rejected` event. A valid one gives a :class:`Request` event: answer
+    with :meth:`accept` or :meth:`reject`. ``origins`` is an allow-list of
+    Origin values (None in it admits requests without one; ``origins=None``
+    admits all). ``subprotocols`` are the server's, in preference order.
+    """
+
+    def __init__(
+        self,
+        *,
+        origins: Optional[Iterable[Optional[str]]] = None,
+        subprotocols: Sequence[str] = (),
+        max_request_line: int = 8190,
+        max_request_headers: int = 128,
+        max_request_size: int = 65536,
+        **options: Any,
+    ) -> None:
+        super().__init__(client=False, **options)
+        self.state = State.CONNECTING
+        self.origins = None if origins is None else list(origins)
+        self.subprotocols = list(subprotocols)
+        self.request: Optional[hs.Request] = None
+        self._head = hs.HeadReader(max_request_line, max_request_headers, max_request_size)
+        self._answered = False
+
+    def _handshake_step(self) -> bool:
+        if self.request is not None:
+            return False  # waiting for accept() or reject()
+        while self._incoming and not self._head.complete:
+            try:
+                self._head.feed(self._incoming.popleft())
+            except hs.HandshakeError as exc:
+                return self._refuse(exc)
+        if not self._head.complete:
+            if self._eof:
+                self.state = State.CLOSED
+                self._ready.append(Rejected(0, "connection closed during the handshake"))
+                return True
+            return False
+        try:
+            request = hs.parse_request(self._head)
+            hs.check_request(request)
+            hs.check_origin(request, self.origins)
+        except hs.HandshakeError as exc:
+            return self._refuse(exc)
+        rest = self._head.rest
+        if rest:
+            self._incoming.appendleft(rest)
+        self.request = request
+        self._ready.append(Request(request))
+        return True
+
+    def _refuse(self, exc: hs.HandshakeError) -> bool:
+        self._outgoing += hs.error_response(exc).serialize()
+        self.state = State.CLOSED
+        self._failed = True
+        self._ready.append(Rejected(exc.status, exc.reason))
+        return True
+
+    def accept(
+        self,
+        subprotocol: Optional[str] = None,
+        extra_headers: Iterable[tuple] = (),
+    ) -> bytes:
+        """Bytes of the 101 response; the connection is open from here.
+
+        ``subprotocol`` defaults to the first of the server's ``subprotocols``
+        that the client offered; one the client did not offer is a ValueError.
+        """
+        request = self._pending_request()
+        if subprotocol is None:
+            subprotocol = hs.select_subprotocol(request.subprotocols, self.subprotocols)
+        extensions = self._negotiate_extensions(request)
+        response = hs.accept(request, subprotocol, extensions, extra_headers)
+        self._answered = True
+        self.subprotocol = subprotocol
+        self.state = State.OPEN
+        return response.serialize()
+
+    def reject(self, status: int = 403, body: Union[str, bytes] = b"", headers: Iterable[tuple] = ()) -> bytes:
+        """Bytes of an HTTP response refusing the upgrade; the connection is over."""
+        self._pending_request()
+        response = hs.reject(status, body, headers)
+        self._answered = True
+        self.state = State.CLOSED
+        self._failed = True
+        return response.serialize()
+
+    def _pending_request(self) -> hs.Request:
+        if self.request is None or self._answered:
+            raise InvalidState("accept() and reject() answer one Request event, once")
+        return self.request
+
+    def _negotiate_extensions(self, request: hs.Request) -> Optional[str]:
+        """The one place extensions are agreed: the Sec-WebSocket-Extensions answer.
+
+        None are supported yet, so every offer is declined (an answer without
+        the header), and no RSV bit is allowed. permessage-deflate plugs in here.
+        """
+        self._allowed_rsv = 0
+        return None
+
+
+class ClientConnection(Connection):
+    """The client side: :meth:`handshake_request` first, then the server's answer.
+
+    ``host`` is the Host header value (with the port when not the default),
+    ``path`` the request target including any query.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        path: str = "/",
+        *,
+        origin: Optional[str] = None,
+        subprotocols: Sequence[str] = (),
+        extra_headers: Iterable[tuple] = (),
+        **options: Any,
+    ) -> None:
+        super().__init__(client=True, **options)
+        self.state = State.CONNECTING
+        self.subprotocols = list(subprotocols)
+        self.response: Optional[hs.Response] = None
+        self._key = hs.new_key()
+        self._request = hs.build_request(
+            host, path, key=self._key, origin=origin, subprotocols=self.subprotocols, extra_headers=extra_headers
+        )
+        self._head = hs.HeadReader()
+
+    def handshake_request(self) -> bytes:
+        """Bytes of the upgrade request to send first."""
+        return self._request
+
+    def _handshake_step(self) -> bool:
+        while self._incoming and not self._head.complete:
+            try:
+                self._head.feed(self._incoming.popleft())
+            except hs.HandshakeError as exc:
+                return self._refused(0, exc.reason)
+        if not self._head.complete:
+            if self._eof:
+                return self._refused(0, "connection closed during the handshake")
+            return False
+        try:
+            response = hs.parse_response(self._head)
+            self.subprotocol = hs.check_response(response, self._key, self.subprotocols)
+        except hs.HandshakeError as exc:
+            return self._refused(exc.status, exc.reason)
+        rest = self._head.rest
+        if rest:
+            self._incoming.appendleft(rest)
+        self.response = response
+        self.state = State.OPEN
+        self._ready.append(Accepted(self.subprotocol, response))
+        return True
+
+    def _refused(self, status: int, reason: str) -> bool:
+        self.state = State.CLOSED
+        self._failed = True
+        self._ready.append(Rejected(status, reason))
+        return True
