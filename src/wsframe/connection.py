@@ -38,7 +38,7 @@ from .events import (
     Accepted,
     BinaryMessage,
     CloseReceived,
-    ConnectionClosed,
+    Closed,
     Event,
     Fragment,
     Ping,
@@ -286,7 +286,7 @@ class Connection:
         self.close_reason = reason
         self._incoming.clear()
         self._frames.clear()
-        self._ready.append(ConnectionClosed(code, reason))
+        self._ready.append(Closed(code, reason))
 
     # -- sending ---------------------------------------------------------------------
 

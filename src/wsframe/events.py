@@ -10,7 +10,7 @@ from .handshake import Response as HTTPResponse
 __all__ = [
     "Request", "Accepted", "Rejected",
     "TextMessage", "BinaryMessage", "Fragment", "Ping", "Pong",
-    "CloseReceived", "ConnectionClosed", "Event",
+    "CloseReceived", "Closed", "Event",
 ]
 
 
@@ -80,7 +80,7 @@ class CloseReceived(NamedTuple):
     reason: str
 
 
-class ConnectionClosed(NamedTuple):
+class Closed(NamedTuple):
     """The connection is over; the last event. ``code`` is the WebSocket close code:
 
     the peer's code after a closing handshake, ours (1002, 1007, 1009 ...) when
@@ -93,5 +93,5 @@ class ConnectionClosed(NamedTuple):
 
 Event = Union[
     Request, Accepted, Rejected, TextMessage, BinaryMessage, Fragment,
-    Ping, Pong, CloseReceived, ConnectionClosed,
+    Ping, Pong, CloseReceived, Closed,
 ]
