@@ -50,7 +50,7 @@ from .events import (
 
 __all__ = [
     "State", "Connection", "ServerConnection", "ClientConnection",
-    "DEFAULT_MAX_MESSAGE_SIZE", "is_valid_close_code",
+    "DEFAULT_MAX_MESSAGE_SIZE", "is_valid_close_code", "encode_message",
 ]
 
 OP_CONTINUATION, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
@@ -306,6 +306,16 @@ class Connection:
             return self.send_text(data)
         return self.send_binary(data)
 
+    def send_encoded(self, frame: bytes) -> bytes:
+        """Check that a frame made once by :func:`encode_message` may be sent here; return it.
+
+        For broadcasting: one encoding serves every server-side connection.
+        """
+        if self.client:
+            raise InvalidState("a client masks every frame with its own key: use send()")
+        self._check_can_send()
+        return frame
+
     def send_fragment(self, data: Union[str, bytes, bytearray, memoryview], final: bool = False) -> bytes:
         """Bytes of the next fragment of a message sent in pieces; ``final`` ends it.
 
@@ -369,6 +379,13 @@ class Connection:
             pos = 0
         self._key_pos = pos + 4
         return self._keys[pos : pos + 4]
+
+
+def encode_message(data: Union[str, bytes, bytearray, memoryview]) -> bytes:
+    """One unmasked (server-side) frame for a whole message, to send to many connections."""
+    if isinstance(data, str):
+        return _backend.active.encode_frame(OP_TEXT, data.encode("utf-8"))
+    return _backend.active.encode_frame(OP_BINARY, data)
 
 
 def _utf8_decoder() -> Any:
