@@ -1,8 +1,8 @@
 /* XOR masking, a word or a vector at a time.
  *
- * The key is rotated to the phase, then a short prologue brings the
- * destination to a 32-byte boundary so the vector loop stores aligned; loads
- * stay unaligned. The widest path is chosen once at import (AVX2 where the
+ * The key is rotated to the phase. Payloads under 256 bytes go 8 bytes at a
+ * time through unaligned words; longer ones first bring the destination to a
+ * 32-byte boundary so the vector loop stores aligned (loads stay unaligned). The widest path is chosen once at import (AVX2 where the
  * CPU has it, else the architecture baseline: SSE2 on x86-64, NEON on arm64,
  * 64-bit words elsewhere), so a wheel runs on any CPU of its architecture.
  */
@@ -134,16 +134,22 @@ void wsf_mask(unsigned char *dst, const unsigned char *src, size_t n, const unsi
     size_t i = 0, j;
     uint64_t k8;
 
-    /* Short payloads and the alignment prologue go byte by byte. */
-    size_t lead = (size_t)(-(uintptr_t)dst & 31u);
-    if (n < 64 || lead > n) lead = n;
-    for (; i < lead; i++) dst[i] = src[i] ^ key[(phase + i) & 3];
-    if (i == n) return;
-
+    if (n < 8) {
+        for (; i < n; i++) dst[i] = src[i] ^ key[(phase + i) & 3];
+        return;
+    }
+    if (n >= 256) {
+        /* Bring dst to a 32-byte boundary so the vector loop stores aligned. */
+        size_t lead = (size_t)(-(uintptr_t)dst & 31u);
+        for (; i < lead; i++) dst[i] = src[i] ^ key[(phase + i) & 3];
+    }
     for (j = 0; j < 8; j++) k[j] = key[(phase + i + j) & 3];
     memcpy(&k8, k, 8);
     size_t body = (n - i) & ~(size_t)7;
-    block_impl(dst + i, src + i, body, k8);
+    if (n >= 256)
+        block_impl(dst + i, src + i, body, k8);
+    else
+        block_scalar(dst + i, src + i, body, k8); /* unaligned words: no prologue worth paying */
     i += body;
     for (; i < n; i++) dst[i] = src[i] ^ key[(phase + i) & 3];
 }

@@ -71,6 +71,13 @@ class Frame:
         return hash((self.opcode, self.fin, self.rsv, self.payload))
 
 
+def _byte_view(data: Any) -> Any:
+    """``data`` as flat bytes to index: any C-contiguous buffer, the same errors in both backends."""
+    if type(data) is bytes or type(data) is bytearray:
+        return data
+    return memoryview(data).cast("B")
+
+
 def _new_frame(opcode: int, fin: bool, rsv: int, payload: bytes) -> Frame:
     frame = Frame.__new__(Frame)
     frame.opcode = opcode
@@ -149,7 +156,7 @@ def parse_header(data: Any, offset: int = 0, max_size: int = -1) -> Optional[Hea
     breaks RFC 6455 on its own (see :class:`FrameReader` for the rules that
     need context), or whose length exceeds ``max_size`` (1009).
     """
-    view = data if cython.compiled else memoryview(data).cast("B")
+    view = _byte_view(data)
     if offset < 0 or offset > len(view):
         raise ValueError("offset out of range")
     h = Header.__new__(Header)
@@ -215,7 +222,7 @@ class FrameReader:
         frames: List[Frame] = []
         if self.error is not None or not len(data):
             return frames
-        view = data if cython.compiled else memoryview(data).cast("B")
+        view = _byte_view(data)
         end = len(view)
         try:
             pos = 0
@@ -367,7 +374,7 @@ def encode_frame(opcode: int, payload: Any, fin: bool = True, rsv: int = 0, mask
 
     Clients mask every frame (RFC 6455 section 5.3) with a fresh key; servers never mask.
     """
-    view = payload if cython.compiled else memoryview(payload).cast("B")
+    view = _byte_view(payload)
     b0 = _first_byte(opcode, len(view), fin, rsv)
     if mask_key is None:
         return build_frame(b0, view, False, 0)
@@ -382,9 +389,12 @@ def encode_frame_into(
     For batching many frames into one preallocated send buffer without copies;
     :func:`frame_size` says how much room a frame needs.
     """
-    view = payload if cython.compiled else memoryview(payload).cast("B")
+    view = _byte_view(payload)
     b0 = _first_byte(opcode, len(view), fin, rsv)
-    out = buffer if cython.compiled else memoryview(buffer).cast("B")
+    with memoryview(buffer) as check:
+        if check.readonly:
+            raise TypeError("encode_frame_into needs a writable buffer")
+    out = _byte_view(buffer)
     if mask_key is None:
         return write_frame(out, offset, b0, view, False, 0)
     return write_frame(out, offset, b0, view, True, _key_int(mask_key))

@@ -34,11 +34,11 @@ cdef Frame _new_frame(int opcode, bint fin, int rsv, bytes payload)
 
 @cython.locals(b0=int, b1=int, length="unsigned long long", size=int, masked=bint, opcode=int,
                fin=bint, key=uint32_t, k=Py_ssize_t, i=Py_ssize_t)
-cdef bint _decode_header(const unsigned char[:] view, Py_ssize_t pos, Py_ssize_t end, Header h,
+cdef bint _decode_header(const unsigned char[::1] view, Py_ssize_t pos, Py_ssize_t end, Header h,
                          long long max_size) except -1
 
 
-@cython.locals(view="const unsigned char[:]", h=Header)
+@cython.locals(view="const unsigned char[::1]", h=Header)
 cpdef Header parse_header(data, Py_ssize_t offset=*, long long max_size=*)
 
 
@@ -60,19 +60,19 @@ cdef class FrameReader:
     cdef Utf8Validator _utf8
     cdef public object error
 
-    @cython.locals(view="const unsigned char[:]", end=Py_ssize_t, pos=Py_ssize_t, frames=list)
+    @cython.locals(view="const unsigned char[::1]", end=Py_ssize_t, pos=Py_ssize_t, frames=list)
     cpdef list feed(self, data)
 
     @cython.locals(h=Header, start=Py_ssize_t, payload=bytes)
-    cdef Py_ssize_t _parse_run(self, const unsigned char[:] view, Py_ssize_t pos, Py_ssize_t end,
+    cdef Py_ssize_t _parse_run(self, const unsigned char[::1] view, Py_ssize_t pos, Py_ssize_t end,
                                list frames) except -1
 
     @cython.locals(tail=bytearray, held=Py_ssize_t, take=Py_ssize_t, h=Header, used=Py_ssize_t)
-    cdef Py_ssize_t _finish_tail_header(self, const unsigned char[:] view, Py_ssize_t end,
+    cdef Py_ssize_t _finish_tail_header(self, const unsigned char[::1] view, Py_ssize_t end,
                                         list frames) except -1
 
     @cython.locals(n=Py_ssize_t, payload=bytearray, start=Py_ssize_t)
-    cdef Py_ssize_t _fill(self, const unsigned char[:] view, Py_ssize_t pos, Py_ssize_t end,
+    cdef Py_ssize_t _fill(self, const unsigned char[::1] view, Py_ssize_t pos, Py_ssize_t end,
                           list frames) except -1
 
     @cython.locals(opcode=int, rsv=int)
@@ -85,9 +85,11 @@ cdef class FrameReader:
 @cython.locals(k=bytes)
 cdef uint32_t _key_int(object mask_key) except? 0xFFFFFFFF
 
-@cython.locals(view="const unsigned char[:]", b0=int)
+@cython.locals(view="const unsigned char[::1]", b0=int)
 cpdef bytes encode_frame(int opcode, payload, bint fin=*, int rsv=*, mask_key=*)
 
-@cython.locals(view="const unsigned char[:]", out="unsigned char[:]", b0=int)
+@cython.locals(view="const unsigned char[::1]", out="unsigned char[::1]", b0=int)
 cpdef Py_ssize_t encode_frame_into(buffer, Py_ssize_t offset, int opcode, payload, bint fin=*, int rsv=*,
                                    mask_key=*) except -1
+
+cdef object _byte_view(object data)

@@ -2,17 +2,17 @@
 # that the one framing source calls them without going through Python.
 from libc.stdint cimport uint8_t, uint32_t
 
-cdef bytes unmask_slice(const unsigned char[:] src, Py_ssize_t start, Py_ssize_t stop, uint32_t key)
-cdef void append_unmasked(bytearray dst, const unsigned char[:] src, Py_ssize_t start,
+cdef bytes unmask_slice(const unsigned char[::1] src, Py_ssize_t start, Py_ssize_t stop, uint32_t key)
+cdef void append_unmasked(bytearray dst, const unsigned char[::1] src, Py_ssize_t start,
                           Py_ssize_t stop, uint32_t key, Py_ssize_t phase) except *
-cdef bytes build_frame(int b0, const unsigned char[:] payload, bint masked, uint32_t key)
-cdef Py_ssize_t write_frame(unsigned char[:] out, Py_ssize_t offset, int b0,
-                            const unsigned char[:] payload, bint masked, uint32_t key) except -1
+cdef bytes build_frame(int b0, const unsigned char[::1] payload, bint masked, uint32_t key)
+cdef Py_ssize_t write_frame(unsigned char[::1] out, Py_ssize_t offset, int b0,
+                            const unsigned char[::1] payload, bint masked, uint32_t key) except -1
 
 cdef class Utf8Validator:
     cdef uint8_t _state
     cdef uint8_t _pending
     cdef Py_ssize_t _offset
-    cpdef void feed(self, const unsigned char[:] data, Py_ssize_t start=*, Py_ssize_t stop=*) except *
+    cpdef void feed(self, object data, Py_ssize_t start=*, Py_ssize_t stop=*) except *
     cpdef void finish(self) except *
     cpdef void reset(self)

@@ -4,7 +4,8 @@
 The pure twin is _kernels_py.py: same names, same results, same errors.
 Large payloads are processed without the GIL so server threads run in parallel.
 """
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from libc.stdint cimport uint8_t, uint32_t
 from libc.string cimport memcpy
@@ -43,18 +44,43 @@ cdef inline void _key_bytes(uint32_t key, unsigned char *k) noexcept:
 
 cdef inline void _xor(unsigned char *dst, const unsigned char *src, size_t n,
                       const unsigned char *k, size_t phase) noexcept:
-    if n >= NOGIL_THRESHOLD:
+    cdef size_t i
+    if n < 16:  # tiny payloads: a call into csrc/ costs more than the loop
+        for i in range(n):
+            dst[i] = src[i] ^ k[(phase + i) & 3]
+    elif n >= NOGIL_THRESHOLD:
         with nogil:
             wsf_mask(dst, src, n, k, phase)
     else:
         wsf_mask(dst, src, n, k, phase)
 
 
-cdef inline uint32_t _key_from(object key) except? 0:
-    cdef const unsigned char[:] k = key
-    if k.shape[0] != 4:
-        raise ValueError("a mask key is exactly 4 bytes")
-    return (<uint32_t>k[0] << 24) | (<uint32_t>k[1] << 16) | (<uint32_t>k[2] << 8) | k[3]
+cdef int _get_bytes(object obj, Py_buffer *view, bint writable) except -1:
+    """Borrow ``obj``'s bytes (any C-contiguous buffer), with the errors _kernels_py gives."""
+    try:
+        PyObject_GetBuffer(obj, view, PyBUF_SIMPLE)
+    except BufferError:
+        raise TypeError("memoryview: casts are restricted to C-contiguous views") from None
+    if writable and view.readonly:
+        PyBuffer_Release(view)
+        raise TypeError("mask_inplace needs a writable buffer")
+    return 0
+
+
+cdef uint32_t _key_from(object key) except? 0:
+    cdef Py_buffer k
+    cdef const unsigned char *p
+    if type(key) is bytes and PyBytes_GET_SIZE(key) == 4:  # the common case, without a buffer
+        p = <const unsigned char *>PyBytes_AS_STRING(key)
+        return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
+    _get_bytes(key, &k, False)
+    try:
+        if k.len != 4:
+            raise ValueError("a mask key is exactly 4 bytes")
+        p = <const unsigned char *>k.buf
+        return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
+    finally:
+        PyBuffer_Release(&k)
 
 
 def mask(data, key, Py_ssize_t phase=0) -> bytes:
@@ -63,31 +89,51 @@ def mask(data, key, Py_ssize_t phase=0) -> bytes:
     Masking and unmasking are the same operation; ``phase`` lets a payload that
     arrives in pieces be unmasked piece by piece.
     """
-    cdef const unsigned char[:] src = data
+    cdef Py_buffer src
     cdef unsigned char k[4]
+    cdef bytes out
+    cdef Py_ssize_t n
     if phase < 0:
         raise ValueError("phase must be >= 0")
     _key_bytes(_key_from(key), k)
-    cdef Py_ssize_t n = src.shape[0]
-    cdef bytes out = PyBytes_FromStringAndSize(NULL, n)
-    if n:
-        _xor(<unsigned char *>PyBytes_AS_STRING(out), &src[0], n, k, phase & 3)
+    if type(data) is bytes:  # no buffer to borrow: the common case stays cheap for small payloads
+        n = PyBytes_GET_SIZE(data)
+        out = PyBytes_FromStringAndSize(NULL, n)
+        if n:
+            _xor(<unsigned char *>PyBytes_AS_STRING(out), <const unsigned char *>PyBytes_AS_STRING(data), n, k, phase & 3)
+        return out
+    _get_bytes(data, &src, False)
+    try:
+        out = PyBytes_FromStringAndSize(NULL, src.len)
+        if src.len:
+            _xor(<unsigned char *>PyBytes_AS_STRING(out), <const unsigned char *>src.buf, src.len, k, phase & 3)
+    finally:
+        PyBuffer_Release(&src)
     return out
 
 
 def mask_inplace(buffer, key, Py_ssize_t phase=0) -> None:
     """XOR the writable ``buffer`` with ``key`` in place (see :func:`mask`)."""
-    cdef unsigned char[:] buf = buffer
+    cdef Py_buffer buf
     cdef unsigned char k[4]
     if phase < 0:
         raise ValueError("phase must be >= 0")
+    cdef Py_ssize_t n
     _key_bytes(_key_from(key), k)
-    cdef Py_ssize_t n = buf.shape[0]
-    if n:
-        _xor(&buf[0], &buf[0], n, k, phase & 3)
+    if type(buffer) is bytearray:
+        n = PyByteArray_GET_SIZE(buffer)
+        if n:
+            _xor(<unsigned char *>PyByteArray_AS_STRING(buffer), <const unsigned char *>PyByteArray_AS_STRING(buffer), n, k, phase & 3)
+        return
+    _get_bytes(buffer, &buf, True)
+    try:
+        if buf.len:
+            _xor(<unsigned char *>buf.buf, <const unsigned char *>buf.buf, buf.len, k, phase & 3)
+    finally:
+        PyBuffer_Release(&buf)
 
 
-cdef bytes unmask_slice(const unsigned char[:] src, Py_ssize_t start, Py_ssize_t stop, uint32_t key):
+cdef bytes unmask_slice(const unsigned char[::1] src, Py_ssize_t start, Py_ssize_t stop, uint32_t key):
     cdef Py_ssize_t n = stop - start
     cdef unsigned char k[4]
     cdef bytes out
@@ -100,7 +146,7 @@ cdef bytes unmask_slice(const unsigned char[:] src, Py_ssize_t start, Py_ssize_t
     return out
 
 
-cdef void append_unmasked(bytearray dst, const unsigned char[:] src, Py_ssize_t start,
+cdef void append_unmasked(bytearray dst, const unsigned char[::1] src, Py_ssize_t start,
                           Py_ssize_t stop, uint32_t key, Py_ssize_t phase) except *:
     cdef Py_ssize_t n = stop - start
     cdef Py_ssize_t old = PyByteArray_GET_SIZE(dst)
@@ -116,7 +162,7 @@ cdef inline Py_ssize_t _header_size(Py_ssize_t n, bint masked) noexcept:
     return (2 if n < 126 else 4 if n < 65536 else 10) + (4 if masked else 0)
 
 
-cdef inline Py_ssize_t _write(unsigned char *out, int b0, const unsigned char[:] payload,
+cdef inline Py_ssize_t _write(unsigned char *out, int b0, const unsigned char[::1] payload,
                               bint masked, uint32_t key) noexcept:
     cdef Py_ssize_t n = payload.shape[0]
     cdef Py_ssize_t h = 2
@@ -147,15 +193,15 @@ cdef inline Py_ssize_t _write(unsigned char *out, int b0, const unsigned char[:]
     return h + n
 
 
-cdef bytes build_frame(int b0, const unsigned char[:] payload, bint masked, uint32_t key):
+cdef bytes build_frame(int b0, const unsigned char[::1] payload, bint masked, uint32_t key):
     cdef Py_ssize_t total = _header_size(payload.shape[0], masked) + payload.shape[0]
     cdef bytes out = PyBytes_FromStringAndSize(NULL, total)
     _write(<unsigned char *>PyBytes_AS_STRING(out), b0, payload, masked, key)
     return out
 
 
-cdef Py_ssize_t write_frame(unsigned char[:] out, Py_ssize_t offset, int b0,
-                            const unsigned char[:] payload, bint masked, uint32_t key) except -1:
+cdef Py_ssize_t write_frame(unsigned char[::1] out, Py_ssize_t offset, int b0,
+                            const unsigned char[::1] payload, bint masked, uint32_t key) except -1:
     cdef Py_ssize_t total = _header_size(payload.shape[0], masked) + payload.shape[0]
     if offset < 0 or out.shape[0] - offset < total:
         raise ValueError(f"the buffer has no room for a {total}-byte frame at offset {offset}")
@@ -179,24 +225,31 @@ cdef class Utf8Validator:
         self._pending = 0
         self._offset = 0
 
-    cpdef void feed(self, const unsigned char[:] data, Py_ssize_t start=0, Py_ssize_t stop=-1) except *:
+    cpdef void feed(self, object data, Py_ssize_t start=0, Py_ssize_t stop=-1) except *:
         """Validate ``data[start:stop]`` as the next piece of the text."""
+        cdef Py_buffer buf
         cdef Py_ssize_t n
         cdef size_t good
-        if stop < 0 or stop > data.shape[0]:
-            stop = data.shape[0]
-        if start < 0:
-            start = 0
-        n = stop - start
-        if self._state == WSF_UTF8_REJECT:
-            raise ProtocolError(1007, f"invalid UTF-8 at byte {self._offset}")
-        if n <= 0:
-            return
-        if n >= NOGIL_THRESHOLD:
-            with nogil:
-                good = wsf_utf8_validate(&self._state, &self._pending, &data[start], n)
-        else:
-            good = wsf_utf8_validate(&self._state, &self._pending, &data[start], n)
+        cdef const unsigned char *p
+        _get_bytes(data, &buf, False)
+        try:
+            if stop < 0 or stop > buf.len:
+                stop = buf.len
+            if start < 0:
+                start = 0
+            n = stop - start
+            if self._state == WSF_UTF8_REJECT:
+                raise ProtocolError(1007, f"invalid UTF-8 at byte {self._offset}")
+            if n <= 0:
+                return
+            p = <const unsigned char *>buf.buf + start
+            if n >= NOGIL_THRESHOLD:
+                with nogil:
+                    good = wsf_utf8_validate(&self._state, &self._pending, p, n)
+            else:
+                good = wsf_utf8_validate(&self._state, &self._pending, p, n)
+        finally:
+            PyBuffer_Release(&buf)
         if self._state == WSF_UTF8_REJECT:
             self._offset += <Py_ssize_t>good - self._pending
             raise ProtocolError(1007, f"invalid UTF-8 at byte {self._offset}")
@@ -217,15 +270,16 @@ cdef class Utf8Validator:
 
 def validate_utf8(data) -> bool:
     """Return True if ``data`` is valid UTF-8 as a whole."""
-    cdef const unsigned char[:] view = data
+    cdef Py_buffer buf
     cdef uint8_t state = WSF_UTF8_ACCEPT
     cdef uint8_t pending = 0
-    cdef Py_ssize_t n = view.shape[0]
-    if n == 0:
-        return True
-    if n >= NOGIL_THRESHOLD:
-        with nogil:
-            wsf_utf8_validate(&state, &pending, &view[0], n)
-    else:
-        wsf_utf8_validate(&state, &pending, &view[0], n)
+    _get_bytes(data, &buf, False)
+    try:
+        if buf.len >= NOGIL_THRESHOLD:
+            with nogil:
+                wsf_utf8_validate(&state, &pending, <const unsigned char *>buf.buf, buf.len)
+        elif buf.len:
+            wsf_utf8_validate(&state, &pending, <const unsigned char *>buf.buf, buf.len)
+    finally:
+        PyBuffer_Release(&buf)
     return state == WSF_UTF8_ACCEPT

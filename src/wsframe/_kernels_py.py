@@ -33,8 +33,15 @@ def _xor(data: Any, key4: bytes, phase: int) -> bytes:
     return x.to_bytes(n, "little")
 
 
+def _byte_view(data: Any) -> Any:
+    """``data`` as flat bytes: any C-contiguous buffer (TypeError otherwise, as compiled)."""
+    if type(data) is bytes or type(data) is bytearray:
+        return data
+    return memoryview(data).cast("B")
+
+
 def _key_from(key: Any) -> bytes:
-    k = bytes(key)
+    k = bytes(_byte_view(key))
     if len(k) != 4:
         raise ValueError("a mask key is exactly 4 bytes")
     return k
@@ -48,7 +55,7 @@ def mask(data: Any, key: Any, phase: int = 0) -> bytes:
     """
     if phase < 0:
         raise ValueError("phase must be >= 0")
-    return _xor(memoryview(data).cast("B"), _key_from(key), phase)
+    return _xor(_byte_view(data), _key_from(key), phase)
 
 
 def mask_inplace(buffer: Any, key: Any, phase: int = 0) -> None:
@@ -56,11 +63,10 @@ def mask_inplace(buffer: Any, key: Any, phase: int = 0) -> None:
     if phase < 0:
         raise ValueError("phase must be >= 0")
     k = _key_from(key)
-    with memoryview(buffer) as view:
-        if view.readonly:
-            raise TypeError("mask_inplace needs a writable buffer")
-        view = view.cast("B")
-        view[:] = _xor(view, k, phase)
+    view = _byte_view(buffer)
+    if memoryview(view).readonly:
+        raise TypeError("mask_inplace needs a writable buffer")
+    view[:] = _xor(view, k, phase)
 
 
 def unmask_slice(src: Any, start: int, stop: int, key: int) -> bytes:
@@ -132,6 +138,7 @@ class Utf8Validator:
         """Validate ``data[start:stop]`` as the next piece of the text."""
         if self._failed:
             raise ProtocolError(1007, f"invalid UTF-8 at byte {self._offset}")
+        data = _byte_view(data)
         size = len(data)
         if stop < 0 or stop > size:
             stop = size
@@ -174,6 +181,7 @@ class Utf8Validator:
 
 def validate_utf8(data: Any) -> bool:
     """Return True if ``data`` is valid UTF-8 as a whole."""
+    data = _byte_view(data)
     try:
         codecs.utf_8_decode(data, "strict", True)
     except UnicodeDecodeError:
