@@ -235,6 +235,10 @@ class FrameReader:
                 if pos < end:
                     self._tail += view[pos:end]
         except ProtocolError as exc:
+            # Keep the error alone: the frames its traceback and context reach hold
+            # ``view`` (an export: the caller's buffer could not be resized) and self.
+            exc.__traceback__ = None
+            exc.__context__ = None
             self.error = exc
             self._tail = bytearray()
             self._payload = bytearray()
@@ -357,7 +361,7 @@ def _first_byte(opcode: int, length: int, fin: bool, rsv: int) -> int:
 
 
 def _key_int(mask_key: Any) -> int:
-    k = bytes(mask_key)
+    k = bytes(_byte_view(mask_key))  # a buffer: bytes(4) would be a zero key, bytes([..]) a list
     if len(k) != 4:
         raise ValueError("a mask key is exactly 4 bytes")
     return (k[0] << 24) | (k[1] << 16) | (k[2] << 8) | k[3]

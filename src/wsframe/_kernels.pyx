@@ -120,7 +120,9 @@ def mask_inplace(buffer, key, Py_ssize_t phase=0) -> None:
         raise ValueError("phase must be >= 0")
     cdef Py_ssize_t n
     _key_bytes(_key_from(key), k)
-    if type(buffer) is bytearray:
+    # Without a buffer export only under NOGIL_THRESHOLD: _xor keeps the GIL there, so no
+    # other thread can resize (reallocate) the bytearray while it is being written.
+    if type(buffer) is bytearray and PyByteArray_GET_SIZE(buffer) < NOGIL_THRESHOLD:
         n = PyByteArray_GET_SIZE(buffer)
         if n:
             _xor(<unsigned char *>PyByteArray_AS_STRING(buffer), <const unsigned char *>PyByteArray_AS_STRING(buffer), n, k, phase & 3)
