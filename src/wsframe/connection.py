@@ -217,7 +217,9 @@ class Connection:
     def _on_frame(self, frame: Any) -> None:
         opcode = frame.opcode
         if opcode == OP_PING:
-            if self.auto_pong and self.state is State.OPEN:
+            # RFC 6455 5.5.2: answer "unless it already received a Close frame", so
+            # also while CLOSING (our close sent, the peer's not seen yet).
+            if self.auto_pong and self.state is not State.CLOSED:
                 self._outgoing += self._frame(OP_PONG, frame.payload)
             self._ready.append(Ping(frame.payload))
         elif opcode == OP_PONG:

@@ -91,6 +91,23 @@ class Closed(NamedTuple):
     reason: str
 
 
+def _event_eq(self: tuple, other: object) -> bool:
+    # Events are tuples, but two events are equal only if they are the same kind:
+    # without this, Ping(b"x") == Pong(b"x") and Closed(1000, "") == CloseReceived(1000, "").
+    return type(self) is type(other) and tuple.__eq__(self, other)  # type: ignore[operator]
+
+
+def _event_ne(self: tuple, other: object) -> bool:
+    return not _event_eq(self, other)
+
+
+for _cls in (Request, Accepted, Rejected, TextMessage, BinaryMessage, Fragment, Ping, Pong, CloseReceived, Closed):
+    _cls.__eq__ = _event_eq  # type: ignore[assignment,method-assign]
+    _cls.__ne__ = _event_ne  # type: ignore[assignment,method-assign]
+    _cls.__hash__ = tuple.__hash__  # type: ignore[assignment,method-assign]
+del _cls
+
+
 Event = Union[
     Request, Accepted, Rejected, TextMessage, BinaryMessage, Fragment,
     Ping, Pong, CloseReceived, Closed,
