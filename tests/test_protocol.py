@@ -1280,3 +1280,16 @@ def test_client_eof_during_handshake(backend) -> None:
     run = drive(conn, [b"HTTP/1.1 101 Switching"], eof=True)
     assert norm(run.events) == norm([Rejected(0, "connection closed during the handshake")])
     assert conn.should_close_transport
+
+
+@pytest.mark.parametrize("call", [
+    lambda c: c.send_text(b"bytes"),
+    lambda c: c.close(1000, b"reason"),
+    lambda c: c.close(1000.0),
+    lambda c: c.close(True),
+])
+def test_wrong_argument_types_are_type_errors(backend, call) -> None:
+    conn = Connection(backend=backend.name)
+    with pytest.raises(TypeError):
+        call(conn)
+    assert conn.state is State.OPEN  # nothing was half-done

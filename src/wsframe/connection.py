@@ -80,6 +80,10 @@ def is_valid_close_code(code: int) -> bool:
 
 
 def _close_payload(code: Optional[int], reason: str) -> bytes:
+    if not isinstance(reason, str):
+        raise TypeError("a close reason is a str")
+    if code is not None and (not isinstance(code, int) or isinstance(code, bool)):
+        raise TypeError("a close code is an int")
     if code is None:
         if reason:
             raise ValueError("a close reason needs a close code")
@@ -294,6 +298,8 @@ class Connection:
 
     def send_text(self, data: str) -> bytes:
         """Bytes of a text message."""
+        if not isinstance(data, str):
+            raise TypeError(f"send_text takes a str, not {type(data).__name__}")
         self._check_can_send()
         return self._frame(OP_TEXT, data.encode("utf-8"))
 
