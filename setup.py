@@ -29,6 +29,8 @@ if NO_EXTENSIONS and REQUIRE_EXTENSIONS:
 def _compile_args() -> list[str]:
     if sys.platform == "win32":
         return ["/O2"]
+    if "CFLAGS" in os.environ:  # a release build sets its own optimisation flags
+        return ["-fno-strict-aliasing"]
     # Portable code generation: SIMD beyond the architecture baseline is chosen at run time in csrc/.
     return ["-O3", "-g0", "-fno-strict-aliasing"]
 
@@ -49,15 +51,14 @@ def _extensions() -> list[Extension]:
         depends=["src/wsframe/_frames_c.pxd", "src/wsframe/_kernels.pxd"],
         **common,
     )
-    try:
-        from Cython.Build import cythonize
-    except ImportError:
-        if REQUIRE_EXTENSIONS:
-            raise
-        _warn("Cython is not installed")
-        return []
+    return [kernels, frames]
+
+
+def _cythonize(extensions: list[Extension]) -> list[Extension]:
+    from Cython.Build import cythonize
+
     return cythonize(
-        [kernels, frames],
+        extensions,
         include_path=["src"],
         compiler_directives={
             "language_level": 3,
@@ -84,7 +85,23 @@ def _warn(why: str) -> None:
 
 
 class optional_build_ext(build_ext):
-    """Build the extensions, falling back to pure Python unless the build is required."""
+    """Cythonize and build the extensions, falling back to pure Python unless they are required.
+
+    Cython runs here, not at import of this file, so an sdist or metadata build
+    never needs it and a Cython failure takes the same fallback as a compiler failure.
+    """
+
+    def finalize_options(self) -> None:
+        modules = self.distribution.ext_modules
+        if modules:  # before the base class, which prepares the list it finds
+            try:
+                modules[:] = _cythonize(modules)
+            except Exception as exc:  # noqa: BLE001 - Cython missing or failing means "pure"
+                if REQUIRE_EXTENSIONS:
+                    raise
+                _warn(f"Cython could not generate the C sources ({exc!r})")
+                modules[:] = []
+        super().finalize_options()
 
     def run(self) -> None:
         try:

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from typing import Any, List, Optional
 
-import cython
+try:
+    import cython
+except ImportError:  # Cython is only needed to build; compiled, this branch is dropped
+    from . import _cython_shim as cython
 
 from .errors import ProtocolError
 
