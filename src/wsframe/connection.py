@@ -150,11 +150,20 @@ class Connection:
     # -- receiving -------------------------------------------------------------------
 
     def receive_data(self, data: Union[bytes, bytearray, memoryview]) -> None:
-        """Hand over bytes read from the transport; ``b""`` means it reached EOF."""
+        """Hand over bytes read from the transport; ``b""`` means it reached EOF.
+
+        The bytes are not kept: a caller may reuse its receive buffer at once.
+        """
         if not data:
             self._eof = True
-        elif self.state is not State.CLOSED:
-            self._incoming.append(bytes(data) if not isinstance(data, bytes) else data)
+        elif self.state is State.CLOSED:
+            pass
+        elif self.state is not State.CONNECTING and not self._incoming:
+            # Parse now, straight from the caller's buffer (frames own their payloads);
+            # turning frames into events stays lazy, in events().
+            self._frames.extend(self._reader_for_open().feed(data))
+        else:
+            self._incoming.append(bytes(data))
 
     def receive_eof(self) -> None:
         """The transport reached EOF (same as ``receive_data(b"")``)."""
