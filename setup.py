@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -54,11 +55,21 @@ def _extensions() -> list[Extension]:
     return [kernels, frames]
 
 
+def _pxd_changed() -> bool:
+    """Cython cannot tell that _frames.c depends on _frames_c.pxd (another module name)."""
+    here = Path(__file__).resolve().parent / "src" / "wsframe"
+    generated = here / "_frames.c"
+    if not generated.exists():
+        return False
+    return max(p.stat().st_mtime for p in here.glob("*.pxd")) > generated.stat().st_mtime
+
+
 def _cythonize(extensions: list[Extension]) -> list[Extension]:
     from Cython.Build import cythonize
 
     return cythonize(
         extensions,
+        force=_pxd_changed(),
         include_path=["src"],
         compiler_directives={
             "language_level": 3,

@@ -364,7 +364,7 @@ def _first_byte(opcode: int, length: int, fin: bool, rsv: int) -> int:
 
 
 def _key_int(mask_key: Any) -> int:
-    k = bytes(_byte_view(mask_key))  # a buffer: bytes(4) would be a zero key, bytes([..]) a list
+    k = mask_key if type(mask_key) is bytes else bytes(_byte_view(mask_key))  # a buffer: bytes(4) would be a zero key, bytes([..]) a list
     if len(k) != 4:
         raise ValueError("a mask key is exactly 4 bytes")
     return (k[0] << 24) | (k[1] << 16) | (k[2] << 8) | k[3]
@@ -398,9 +398,6 @@ def encode_frame_into(
     """
     view = _byte_view(payload)
     b0 = _first_byte(opcode, len(view), fin, rsv)
-    with memoryview(buffer) as check:
-        if check.readonly:
-            raise TypeError("encode_frame_into needs a writable buffer")
     out = _byte_view(buffer)
     if mask_key is None:
         return write_frame(out, offset, b0, view, False, 0)

@@ -85,11 +85,13 @@ cdef class FrameReader:
 @cython.locals(k=bytes)
 cdef uint32_t _key_int(object mask_key) except? 0xFFFFFFFF
 
-@cython.locals(view="const unsigned char[::1]", b0=int)
+@cython.locals(b0=int)
 cpdef bytes encode_frame(int opcode, payload, bint fin=*, int rsv=*, mask_key=*)
 
-@cython.locals(view="const unsigned char[::1]", out="unsigned char[::1]", b0=int)
+@cython.locals(b0=int)
 cpdef Py_ssize_t encode_frame_into(buffer, Py_ssize_t offset, int opcode, payload, bint fin=*, int rsv=*,
                                    mask_key=*) except -1
 
 cdef object _byte_view(object data)
+
+cdef int _first_byte(int opcode, Py_ssize_t length, bint fin, int rsv) except -1

@@ -5,9 +5,9 @@ from libc.stdint cimport uint8_t, uint32_t
 cdef bytes unmask_slice(const unsigned char[::1] src, Py_ssize_t start, Py_ssize_t stop, uint32_t key)
 cdef void append_unmasked(bytearray dst, const unsigned char[::1] src, Py_ssize_t start,
                           Py_ssize_t stop, uint32_t key, Py_ssize_t phase) except *
-cdef bytes build_frame(int b0, const unsigned char[::1] payload, bint masked, uint32_t key)
-cdef Py_ssize_t write_frame(unsigned char[::1] out, Py_ssize_t offset, int b0,
-                            const unsigned char[::1] payload, bint masked, uint32_t key) except -1
+cdef bytes build_frame(int b0, object payload, bint masked, uint32_t key)
+cdef Py_ssize_t write_frame(object out, Py_ssize_t offset, int b0,
+                            object payload, bint masked, uint32_t key) except -1
 
 cdef class Utf8Validator:
     cdef uint8_t _state

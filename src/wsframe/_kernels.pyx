@@ -55,7 +55,7 @@ cdef inline void _xor(unsigned char *dst, const unsigned char *src, size_t n,
         wsf_mask(dst, src, n, k, phase)
 
 
-cdef int _get_bytes(object obj, Py_buffer *view, bint writable) except -1:
+cdef int _get_bytes(object obj, Py_buffer *view, bint writable, str what="mask_inplace") except -1:
     """Borrow ``obj``'s bytes (any C-contiguous buffer), with the errors _kernels_py gives."""
     try:
         PyObject_GetBuffer(obj, view, PyBUF_SIMPLE)
@@ -63,7 +63,7 @@ cdef int _get_bytes(object obj, Py_buffer *view, bint writable) except -1:
         raise TypeError("memoryview: casts are restricted to C-contiguous views") from None
     if writable and view.readonly:
         PyBuffer_Release(view)
-        raise TypeError("mask_inplace needs a writable buffer")
+        raise TypeError(f"{what} needs a writable buffer")
     return 0
 
 
@@ -164,9 +164,8 @@ cdef inline Py_ssize_t _header_size(Py_ssize_t n, bint masked) noexcept:
     return (2 if n < 126 else 4 if n < 65536 else 10) + (4 if masked else 0)
 
 
-cdef inline Py_ssize_t _write(unsigned char *out, int b0, const unsigned char[::1] payload,
+cdef inline Py_ssize_t _write(unsigned char *out, int b0, const unsigned char *payload, Py_ssize_t n,
                               bint masked, uint32_t key) noexcept:
-    cdef Py_ssize_t n = payload.shape[0]
     cdef Py_ssize_t h = 2
     cdef unsigned char k[4]
     cdef int i
@@ -189,25 +188,46 @@ cdef inline Py_ssize_t _write(unsigned char *out, int b0, const unsigned char[::
         memcpy(out + h, k, 4)
         h += 4
         if n:
-            _xor(out + h, &payload[0], n, k, 0)
+            _xor(out + h, payload, n, k, 0)
     elif n:
-        memcpy(out + h, &payload[0], n)
+        memcpy(out + h, payload, n)
     return h + n
 
 
-cdef bytes build_frame(int b0, const unsigned char[::1] payload, bint masked, uint32_t key):
-    cdef Py_ssize_t total = _header_size(payload.shape[0], masked) + payload.shape[0]
-    cdef bytes out = PyBytes_FromStringAndSize(NULL, total)
-    _write(<unsigned char *>PyBytes_AS_STRING(out), b0, payload, masked, key)
+cdef bytes build_frame(int b0, object payload, bint masked, uint32_t key):
+    cdef Py_buffer src
+    cdef bytes out
+    cdef Py_ssize_t n
+    if type(payload) is bytes:
+        n = PyBytes_GET_SIZE(payload)
+        out = PyBytes_FromStringAndSize(NULL, _header_size(n, masked) + n)
+        _write(<unsigned char *>PyBytes_AS_STRING(out), b0, <const unsigned char *>PyBytes_AS_STRING(payload), n, masked, key)
+        return out
+    _get_bytes(payload, &src, False)
+    try:
+        out = PyBytes_FromStringAndSize(NULL, _header_size(src.len, masked) + src.len)
+        _write(<unsigned char *>PyBytes_AS_STRING(out), b0, <const unsigned char *>src.buf, src.len, masked, key)
+    finally:
+        PyBuffer_Release(&src)
     return out
 
 
-cdef Py_ssize_t write_frame(unsigned char[::1] out, Py_ssize_t offset, int b0,
-                            const unsigned char[::1] payload, bint masked, uint32_t key) except -1:
-    cdef Py_ssize_t total = _header_size(payload.shape[0], masked) + payload.shape[0]
-    if offset < 0 or out.shape[0] - offset < total:
-        raise ValueError(f"the buffer has no room for a {total}-byte frame at offset {offset}")
-    return _write(&out[offset], b0, payload, masked, key)
+cdef Py_ssize_t write_frame(object out, Py_ssize_t offset, int b0,
+                            object payload, bint masked, uint32_t key) except -1:
+    cdef Py_buffer dst, src
+    cdef Py_ssize_t total
+    _get_bytes(out, &dst, True, "encode_frame_into")
+    try:
+        _get_bytes(payload, &src, False)
+        try:
+            total = _header_size(src.len, masked) + src.len
+            if offset < 0 or dst.len - offset < total:
+                raise ValueError(f"the buffer has no room for a {total}-byte frame at offset {offset}")
+            return _write(<unsigned char *>dst.buf + offset, b0, <const unsigned char *>src.buf, src.len, masked, key)
+        finally:
+            PyBuffer_Release(&src)
+    finally:
+        PyBuffer_Release(&dst)
 
 
 cdef class Utf8Validator:

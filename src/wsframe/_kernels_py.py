@@ -18,19 +18,41 @@ _U64 = struct.Struct("!BBQ")
 _U16 = struct.Struct("!BBH")
 
 
+#: From this many bytes on, ``bytes.translate`` over the four byte lanes beats one
+#: big-integer XOR, whose int <-> bytes conversions grow faster than linearly.
+_TRANSLATE_MIN = 2048
+_TABLES: Any = None  # _TABLES[k][b] == b ^ k: 64 KiB, built on first use (2 ms)
+
+
+def _xor_lanes(out: bytearray, k: bytes) -> None:
+    """XOR the bytearray ``out`` in place, lane by lane: byte i with ``k[i % 4]``."""
+    global _TABLES
+    tables = _TABLES
+    if tables is None:  # built whole, then published in one assignment: never seen half made
+        tables = _TABLES = [bytes(b ^ x for b in range(256)) for x in range(256)]
+    out[0::4] = out[0::4].translate(tables[k[0]])
+    out[1::4] = out[1::4].translate(tables[k[1]])
+    out[2::4] = out[2::4].translate(tables[k[2]])
+    out[3::4] = out[3::4].translate(tables[k[3]])
+
+
 def _xor(data: Any, key4: bytes, phase: int) -> bytes:
     """XOR bytes-like ``data`` with the key rotated to ``phase``."""
+    if type(data) is not bytes and type(data) is not bytearray:
+        data = _byte_view(data)
     n = len(data)
     if not n:
         return b""
-    phase &= 3
-    k = key4[phase:] + key4[:phase]
-    if k == b"\0\0\0\0":
-        return bytes(data)
-    # One big-integer XOR: linear, and done in C by CPython's long arithmetic.
-    pad = k * ((n >> 2) + 1)
-    x = int.from_bytes(data, "little") ^ int.from_bytes(pad[:n], "little")
-    return x.to_bytes(n, "little")
+    if phase & 3:
+        phase &= 3
+        key4 = key4[phase:] + key4[:phase]
+    if n >= _TRANSLATE_MIN:
+        out = bytearray(data)
+        _xor_lanes(out, key4)
+        return bytes(out)
+    # One big-integer XOR: linear for short data, and done in C by CPython's long arithmetic.
+    pad = key4 * (n >> 2) + key4[: n & 3]
+    return (int.from_bytes(data, "little") ^ int.from_bytes(pad, "little")).to_bytes(n, "little")
 
 
 def _byte_view(data: Any) -> Any:
@@ -41,6 +63,8 @@ def _byte_view(data: Any) -> Any:
 
 
 def _key_from(key: Any) -> bytes:
+    if type(key) is bytes and len(key) == 4:
+        return key
     k = bytes(_byte_view(key))
     if len(k) != 4:
         raise ValueError("a mask key is exactly 4 bytes")
@@ -55,8 +79,7 @@ def mask(data: Any, key: Any, phase: int = 0) -> bytes:
     """
     if phase < 0:
         raise ValueError("phase must be >= 0")
-    k = _key_from(key)  # the key before the data, as the compiled twin checks them
-    return _xor(_byte_view(data), k, phase)
+    return _xor(data, _key_from(key), phase)  # the key checked first, as in the compiled twin
 
 
 def mask_inplace(buffer: Any, key: Any, phase: int = 0) -> None:
@@ -67,7 +90,11 @@ def mask_inplace(buffer: Any, key: Any, phase: int = 0) -> None:
     view = _byte_view(buffer)
     if memoryview(view).readonly:
         raise TypeError("mask_inplace needs a writable buffer")
-    view[:] = _xor(view, k, phase)
+    if type(view) is bytearray and len(view) >= _TRANSLATE_MIN:
+        phase &= 3
+        _xor_lanes(view, k[phase:] + k[:phase])
+    else:
+        view[:] = _xor(view, k, phase)
 
 
 def unmask_slice(src: Any, start: int, stop: int, key: int) -> bytes:
@@ -104,6 +131,8 @@ def build_frame(b0: int, payload: Any, masked: bool, key: int) -> bytes:
 
 def write_frame(out: Any, offset: int, b0: int, payload: Any, masked: bool, key: int) -> int:
     """Write a whole frame into ``out`` at ``offset``; return its size."""
+    if memoryview(out).readonly:
+        raise TypeError("encode_frame_into needs a writable buffer")
     n = len(payload)
     head = _header(b0, n, masked, key)
     total = len(head) + n
