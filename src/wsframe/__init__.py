@@ -38,7 +38,25 @@ mask_inplace = _active.mask_inplace
 Utf8Validator = _active.Utf8Validator
 validate_utf8 = _active.validate_utf8
 
+# The threaded server is imported on first use: sans-I/O users never load
+# socketserver, ssl or selectors.
+_SERVER_NAMES = ("EventHandler", "Server", "WebSocket", "serve", "upgrade")
+
+
+def __getattr__(name: str):  # PEP 562
+    if name in _SERVER_NAMES:
+        from . import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module 'wsframe' has no attribute {name!r}")
+
+
 __all__ = [
+    "EventHandler",
+    "Server",
+    "WebSocket",
+    "serve",
+    "upgrade",
     "BACKEND",
     "Accepted",
     "BinaryMessage",
