@@ -63,8 +63,6 @@ def _byte_view(data: Any) -> Any:
 
 
 def _key_from(key: Any) -> bytes:
-    if type(key) is bytes and len(key) == 4:
-        return key
     k = bytes(_byte_view(key))
     if len(k) != 4:
         raise ValueError("a mask key is exactly 4 bytes")
@@ -79,7 +77,9 @@ def mask(data: Any, key: Any, phase: int = 0) -> bytes:
     """
     if phase < 0:
         raise ValueError("phase must be >= 0")
-    return _xor(data, _key_from(key), phase)  # the key checked first, as in the compiled twin
+    if type(key) is not bytes or len(key) != 4:  # a 4-byte bytes key needs no conversion
+        key = _key_from(key)  # checked before the data, as in the compiled twin
+    return _xor(data, key, phase)
 
 
 def mask_inplace(buffer: Any, key: Any, phase: int = 0) -> None:
