@@ -1293,3 +1293,9 @@ def test_wrong_argument_types_are_type_errors(backend, call) -> None:
     with pytest.raises(TypeError):
         call(conn)
     assert conn.state is State.OPEN  # nothing was half-done
+
+
+@pytest.mark.parametrize("option", ["max_message_size", "max_frame_size"])
+def test_negative_limits_are_refused(backend, option) -> None:
+    with pytest.raises(ValueError):
+        Connection(backend=backend.name, **{option: -5})

@@ -751,3 +751,107 @@ def read_banner(process: subprocess.Popen) -> str:
     threading.Thread(target=read, daemon=True).start()
     assert done.wait(15), "".join(lines)
     return "".join(lines)
+
+
+# -- found in review ------------------------------------------------------------------
+
+
+def test_shutdown_from_a_handler_thread_ends_everything(backend: Any) -> None:
+    before = set(threading.enumerate())
+    done = threading.Event()
+
+    def handler(ws: WebSocket) -> None:
+        for message in ws:
+            if message == "stop":
+                server.shutdown(timeout=3)  # from the connection's own thread
+                done.set()
+
+    server = serve(handler, "127.0.0.1", 0, backend=backend.name)
+    server.start()
+    with client(server) as ws:
+        ws.send("stop")
+        with pytest.raises(WSClosed) as info:
+            ws.recv(timeout=10)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1001
+    assert done.wait(10), "shutdown() raised in the handler instead of returning"
+    assert wait_for(lambda: set(threading.enumerate()) <= before, timeout=10), (
+        set(threading.enumerate()) - before
+    )
+
+
+def test_recv_from_several_threads_delivers_each_message_once(backend: Any) -> None:
+    count = 3000
+    got: List[str] = []
+    errors: List[BaseException] = []
+    lock = threading.Lock()
+
+    def handler(ws: WebSocket) -> None:
+        def consume() -> None:
+            try:
+                while True:
+                    message = ws.recv(timeout=10)
+                    with lock:
+                        got.append(message)
+                        if len(got) == count:
+                            ws.send("done")
+            except ConnectionClosed:
+                pass
+            except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+                errors.append(exc)
+
+        threads = [threading.Thread(target=consume) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+
+    with running(handler, backend) as server:
+        with client(server) as ws:
+            for i in range(count):
+                ws.send(str(i))
+            assert ws.recv(timeout=20) == "done"
+    assert errors == []
+    assert sorted(got, key=int) == [str(i) for i in range(count)]
+
+
+def test_ping_waiters_are_released_when_the_connection_ends(backend: Any) -> None:
+    results: Dict[str, Any] = {}
+
+    def handler(ws: WebSocket) -> None:
+        first = ws.ping(b"x")
+        with pytest.raises(ValueError):
+            ws.ping(b"x")  # the same payload is still waiting
+        for _ in ws:
+            pass
+        results["set"] = first.wait(5)
+        results["open"] = ws.open
+
+    with running(handler, backend) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            conn = ClientConnection(f"127.0.0.1:{server.port}", "/", auto_pong=False)
+            sock.sendall(conn.handshake_request())
+            sock.settimeout(5)
+            seen: List[Any] = []
+            while not any(isinstance(e, Ping) for e in seen):  # open, and the ping is here
+                data = sock.recv(65536)
+                assert data, "the server closed before pinging"
+                conn.receive_data(data)
+                seen.extend(conn.events())
+            assert conn.data_to_send() == b""  # auto_pong=False: no answer
+            sock.sendall(conn.close(1000))  # close without answering the ping
+            sock.settimeout(5)
+            while sock.recv(65536):
+                pass
+        assert wait_for(lambda: "set" in results)
+    assert results == {"set": True, "open": False}
+
+
+def test_a_broken_process_request_hook_answers_500(backend: Any) -> None:
+    with running(echo, backend, process_request=lambda request: (200, "too short")) as server:
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/", timeout=5)
+        assert info.value.code == 500
+    with running(echo, backend, process_request=lambda request: (200, [], 42)) as server:
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/", timeout=5)
+        assert info.value.code == 500

@@ -183,6 +183,9 @@ class FrameReader:
     (client side) rejects masked ones, None accepts both. Sizes of -1 mean no
     limit. ``allowed_rsv`` is the RSV bits an extension negotiated (RSV1 for
     permessage-deflate: first frame of a data message only).
+
+    One reader serves one connection and one thread at a time, like the
+    connection it belongs to; it is not meant to be fed concurrently.
     """
 
     def __init__(

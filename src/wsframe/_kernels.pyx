@@ -18,6 +18,16 @@ cdef extern from "wsf_mask.h":
     void wsf_mask(unsigned char *dst, const unsigned char *src, size_t n,
                   const unsigned char *key, size_t phase) nogil
 
+cdef extern from *:
+    """
+    #ifdef Py_GIL_DISABLED
+    #define WSF_FREE_THREADED 1
+    #else
+    #define WSF_FREE_THREADED 0
+    #endif
+    """
+    const bint FREE_THREADED "WSF_FREE_THREADED"
+
 cdef extern from "wsf_utf8.h":
     size_t wsf_utf8_validate(uint8_t *state, uint8_t *pending, const unsigned char *s, size_t n) nogil
     enum: WSF_UTF8_ACCEPT
@@ -120,9 +130,9 @@ def mask_inplace(buffer, key, Py_ssize_t phase=0) -> None:
         raise ValueError("phase must be >= 0")
     cdef Py_ssize_t n
     _key_bytes(_key_from(key), k)
-    # Without a buffer export only under NOGIL_THRESHOLD: _xor keeps the GIL there, so no
-    # other thread can resize (reallocate) the bytearray while it is being written.
-    if type(buffer) is bytearray and PyByteArray_GET_SIZE(buffer) < NOGIL_THRESHOLD:
+    # Without a buffer export only where the GIL is held throughout (under NOGIL_THRESHOLD,
+    # never on a free-threaded build): no other thread can then resize the bytearray mid-write.
+    if not FREE_THREADED and type(buffer) is bytearray and PyByteArray_GET_SIZE(buffer) < NOGIL_THRESHOLD:
         n = PyByteArray_GET_SIZE(buffer)
         if n:
             _xor(<unsigned char *>PyByteArray_AS_STRING(buffer), <const unsigned char *>PyByteArray_AS_STRING(buffer), n, k, phase & 3)
@@ -155,9 +165,15 @@ cdef void append_unmasked(bytearray dst, const unsigned char[::1] src, Py_ssize_
     cdef unsigned char k[4]
     if n <= 0:
         return
+    cdef Py_buffer out
     PyByteArray_Resize(dst, old + n)
     _key_bytes(key, k)
-    _xor(<unsigned char *>PyByteArray_AS_STRING(dst) + old, &src[start], n, k, phase & 3)
+    # Exported while written (the GIL may be released): a concurrent resize fails, it cannot move it.
+    _get_bytes(dst, &out, True)
+    try:
+        _xor(<unsigned char *>out.buf + old, &src[start], n, k, phase & 3)
+    finally:
+        PyBuffer_Release(&out)
 
 
 cdef inline Py_ssize_t _header_size(Py_ssize_t n, bint masked) noexcept:

@@ -282,8 +282,13 @@ class WebSocket:
             if self._held and len(messages) == 1:  # the last waiting message: send the held replies first
                 with self._lock:
                     self._write_locked(b"")
-            self._reader = threading.get_ident()
-            return messages.popleft()
+            try:
+                message = messages.popleft()
+            except IndexError:  # another thread calling recv() took it: wait below
+                pass
+            else:
+                self._reader = threading.get_ident()
+                return message
         if self._held:
             with self._lock:
                 self._write_locked(b"")
@@ -395,8 +400,11 @@ class WebSocket:
     def ping(self, data: Union[str, bytes, None] = None) -> threading.Event:
         """Send a ping; the returned event is set when its pong arrives.
 
-        ``data`` defaults to 4 random bytes. Pongs are only seen while someone
-        reads (the handler's ``recv()``), like every incoming frame.
+        ``data`` defaults to 4 random bytes; a payload still waiting for its
+        pong is a ValueError. The event is also set when the connection ends
+        first, so ``wait()`` never outlives the connection: check :attr:`open`.
+        Pongs are only seen while someone reads (the handler's ``recv()``),
+        like every incoming frame.
         """
         if data is None:
             payload = os.urandom(4)
@@ -410,10 +418,11 @@ class WebSocket:
                 frame = conn.send_ping(payload)
             except InvalidState:
                 raise self._closed_error() from None
-            event = threading.Event()
             if self._pings is None:
                 self._pings = {}
-            self._pings[payload] = event
+            elif payload in self._pings:
+                raise ValueError("a ping with this payload is already waiting for its pong")
+            event = self._pings[payload] = threading.Event()
             self._write_locked(frame)
         return event
 
@@ -603,15 +612,24 @@ class WebSocket:
                 if key == payload:
                     break
 
+    def _wake_waiters_locked(self) -> None:
+        """The connection is over: wake senders, close waiters and ping waiters (their pong will not come)."""
+        if self._cond is not None:
+            self._cond.notify_all()
+        if self._closed_event is not None:
+            self._closed_event.set()
+        pings = self._pings
+        if pings:
+            self._pings = None
+            for event in pings.values():
+                event.set()
+
     def _on_closed_locked(self) -> None:
         self._ended = True
         Maintenance.cancel(self._ka_timer)
         Maintenance.cancel(self._close_timer)
         self._ka_timer = self._close_timer = None
-        if self._cond is not None:
-            self._cond.notify_all()
-        if self._closed_event is not None:
-            self._closed_event.set()
+        self._wake_waiters_locked()
 
     # -- writing -----------------------------------------------------------------------
 
@@ -879,10 +897,7 @@ class WebSocket:
         for timer in (self._ka_timer, self._close_timer, self._hs_timer):
             Maintenance.cancel(timer)
         self._ka_timer = self._close_timer = self._hs_timer = None
-        if self._cond is not None:
-            self._cond.notify_all()
-        if self._closed_event is not None:
-            self._closed_event.set()
+        self._wake_waiters_locked()
 
     def _fail_locked(self, code: int, reason: str) -> None:
         """Send a close frame (best effort) and end the transport without waiting for the reply."""
@@ -967,10 +982,7 @@ class WebSocket:
             self._buffered = 0
             self._held.clear()
             self._held_size = 0
-            if self._cond is not None:
-                self._cond.notify_all()
-            if self._closed_event is not None:
-                self._closed_event.set()
+            self._wake_waiters_locked()
         if writing:
             self._maint.forget(self._sock)
         if close_fd:
@@ -1209,24 +1221,25 @@ class WebSocket:
         self._respond(hs.error_response(exc).serialize())
 
     def _http_response(self, request: hs.Request) -> bytes:
+        """The answer to a plain HTTP request: the ``process_request`` hook's, or 426."""
         hook = self._cfg.process_request
-        result = None
-        if hook is not None:
-            try:
-                result = hook(request)
-            except Exception:
-                logger.exception("%s process_request failed", self.id)
-                result = (500, [], "500 Internal Server Error\n")
-        if result is None:
-            response = hs.reject(
-                426, "426 Upgrade Required: this is a WebSocket endpoint\n",
-                [("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")],
-            )
-        else:
-            status, headers, body = result
-            if isinstance(headers, dict):
-                headers = list(headers.items())
-            response = hs.reject(status, body, headers)
+        try:
+            result = None if hook is None else hook(request)
+            if result is None:
+                response = hs.reject(
+                    426, "426 Upgrade Required: this is a WebSocket endpoint\n",
+                    [("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")],
+                )
+            else:
+                status, headers, body = result
+                if isinstance(headers, dict):
+                    headers = list(headers.items())
+                if not isinstance(body, (str, bytes, bytearray, memoryview)):
+                    raise TypeError(f"process_request returned a {type(body).__name__} body")
+                response = hs.reject(status, body, headers)
+        except Exception:  # a broken hook still gets the client an answer
+            logger.exception("%s process_request failed", self.id)
+            response = hs.reject(500, "500 Internal Server Error\n")
         logger.info("%s %s %s -> %d", self.id, request.method, request.target, response.status)
         data = response.serialize()
         if request.method == "HEAD" and response.body:

@@ -53,8 +53,7 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE", "is_valid_close_code", "encode_message",
 ]
 
-OP_CONTINUATION, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
-OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
+from ._frames import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT  # noqa: E402
 
 #: Default limit on a received message: protects a server, like websockets' 1 MiB.
 DEFAULT_MAX_MESSAGE_SIZE = 2**20
@@ -121,6 +120,9 @@ class Connection:
         stream: bool = False,
         backend: Optional[str] = None,
     ) -> None:
+        for name, limit in (("max_message_size", max_message_size), ("max_frame_size", max_frame_size)):
+            if limit is not None and limit < 0:
+                raise ValueError(f"{name} must be >= 0, or None for no limit")
         self.client = client
         self.max_message_size = max_message_size
         self.max_frame_size = max_frame_size
@@ -398,11 +400,12 @@ class Connection:
         return self._keys[pos : pos + 4]
 
 
-def encode_message(data: Union[str, bytes, bytearray, memoryview]) -> bytes:
+def encode_message(data: Union[str, bytes, bytearray, memoryview], backend: Optional[str] = None) -> bytes:
     """One unmasked (server-side) frame for a whole message, to send to many connections."""
+    encode = (_backend.active if backend is None else _backend.load(backend)).encode_frame
     if isinstance(data, str):
-        return _backend.active.encode_frame(OP_TEXT, data.encode("utf-8"))
-    return _backend.active.encode_frame(OP_BINARY, data)
+        return encode(OP_TEXT, data.encode("utf-8"))
+    return encode(OP_BINARY, data)
 
 
 def _utf8_decoder() -> Any:

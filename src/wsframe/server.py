@@ -79,7 +79,7 @@ from . import _backend
 from . import handshake as hs
 from ._maintenance import Maintenance, shared
 from ._websocket import CLOSE_SLOW_CONSUMER, Config, Data, WebSocket
-from .connection import Connection
+from .connection import Connection, encode_message
 from .errors import ConnectionClosed
 
 __all__ = [
@@ -90,7 +90,6 @@ logger = logging.getLogger("wsframe.server")
 
 Handler = Callable[[WebSocket], Any]
 
-_OP_TEXT, _OP_BINARY = 0x1, 0x2
 _ACCEPT_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
@@ -265,11 +264,12 @@ class Server:
         self._shutdown_sequence(timeout)
 
     def _shutdown_sequence(self, timeout: Optional[float]) -> None:
+        me = threading.current_thread()  # a handler may call shutdown(): never join ourselves
         try:
             self._tcp.server_close()  # stop listening
             with self._lock:
                 live = list(self._live)
-                threads = list(self._threads)
+                threads = [t for t in self._threads if t is not me]
             if live:
                 logger.info("shutting down: closing %d connection(s) with 1001", len(live))
             for ws in live:
@@ -292,11 +292,11 @@ class Server:
                 names = [t.name for t in stuck if t.is_alive()]
                 if names:
                     logger.warning("shutdown: handler thread(s) still running: %s", ", ".join(names))
-            self._maint.stop()
-            accept = self._accept_thread
-            if accept is not None and accept is not threading.current_thread():
-                accept.join(5.0)
         finally:
+            self._maint.stop()  # whatever happened above: no thread may outlive shutdown()
+            accept = self._accept_thread
+            if accept is not None and accept is not me:
+                accept.join(5.0)
             self._wake_r.close()
             self._wake_w.close()
             self._done.set()
@@ -318,10 +318,7 @@ class Server:
         stuck client never delays the others. Connections that are closing, or
         in the middle of ``send_fragments()``, are skipped.
         """
-        if isinstance(message, str):
-            frame = self._frames.encode_frame(_OP_TEXT, message.encode("utf-8"))
-        else:
-            frame = self._frames.encode_frame(_OP_BINARY, message)
+        frame = encode_message(message, self._frames.name)
         targets = self.connections if connections is None else connections
         sent = 0
         for ws in targets:
