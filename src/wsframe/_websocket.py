@@ -18,27 +18,35 @@ Threads and locks, in one place:
   a reader blocked in ``recv_into`` they call ``socket.shutdown()``, never
   ``close()``: only the owner thread closes the file descriptor, at the end,
   so a descriptor number is never reused under another thread's feet.
+
+The class is assembled from mixins, one job per module, sharing the state
+declared once in ``WebSocket.__slots__`` and the locks above: ``_transport``
+moves bytes (socket, TLS, outgoing buffer), ``_opening`` runs the opening
+handshake, ``_timers`` the keepalive and close timers. This module keeps the
+public API: messages in and out, backpressure, and how a connection ends.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import math
 import os
-import select
 import socket
 import ssl
 import threading
 from collections import deque
 from time import monotonic
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from . import handshake as hs
+from ._config import Config
 from ._maintenance import Maintenance, Timer
-from .connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, ServerConnection, State
+from ._opening import _Opening
+from ._timers import _Timers
+from ._transport import _DONTWAIT, _HOLD_MAX, _READ_MAX, _Transport
+from .connection import Connection, State
 from .errors import ConnectionClosed, InvalidState
-from .events import BinaryMessage, Closed, Pong, Request, TextMessage
+from .events import BinaryMessage, Closed, Pong, TextMessage
 
 __all__ = ["WebSocket", "Config", "Data"]
 
@@ -46,92 +54,13 @@ logger = logging.getLogger("wsframe.server")
 
 Data = Union[str, bytes]
 
-_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)  # 0 where absent (Windows): writes then block
-_SENDMSG = bool(_DONTWAIT) and hasattr(socket.socket, "sendmsg")
-_IOV_BATCH = 64  # buffers per sendmsg() when flushing a backlog
-_READ_MIN = 2048  # receive buffer to start with: idle connections stay small
-_READ_MAX = 256 * 1024  # ... doubled while reads fill it, up to this
-_HAS_POLL = hasattr(select, "poll")
-_HOLD_MAX = 65536  # batching: frames held at most, and the largest frame held
-
 _ids = itertools.count(1)
 
 #: Close code for a client dropped because it does not read fast enough.
 CLOSE_SLOW_CONSUMER = 1008
 
 
-class Config:
-    """Limits, timeouts and hooks shared by every connection of a server.
-
-    Times are in seconds; ``None`` disables a timeout (or keepalive).
-    """
-
-    __slots__ = (
-        "max_message_size", "max_connections", "handshake_timeout", "ping_interval", "ping_timeout",
-        "close_timeout", "write_limit", "send_timeout", "ssl_context", "origins", "subprotocols",
-        "backend", "process_request", "max_request_line", "max_request_headers", "max_request_size",
-        "thread_stack_size", "batch_writes",
-    )
-
-    def __init__(
-        self,
-        *,
-        max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
-        max_connections: Optional[int] = 1024,
-        handshake_timeout: Optional[float] = 10.0,
-        ping_interval: Optional[float] = 20.0,
-        ping_timeout: Optional[float] = 20.0,
-        close_timeout: Optional[float] = 10.0,
-        write_limit: int = 256 * 1024,
-        send_timeout: Optional[float] = 10.0,
-        ssl_context: Optional[ssl.SSLContext] = None,
-        origins: Optional[Iterable[Optional[str]]] = None,
-        subprotocols: Sequence[str] = (),
-        backend: Optional[str] = None,
-        process_request: Optional[Callable[[hs.Request], Any]] = None,
-        max_request_line: int = 8190,
-        max_request_headers: int = 128,
-        max_request_size: int = 65536,
-        thread_stack_size: Optional[int] = 512 * 1024,
-        batch_writes: bool = True,
-    ) -> None:
-        for name, value in (
-            ("handshake_timeout", handshake_timeout), ("ping_interval", ping_interval),
-            ("ping_timeout", ping_timeout), ("close_timeout", close_timeout), ("send_timeout", send_timeout),
-        ):
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be positive or None")
-        if write_limit < 0:
-            raise ValueError("write_limit must be >= 0")
-        if max_connections is not None and max_connections < 1:
-            raise ValueError("max_connections must be >= 1 or None")
-        if isinstance(subprotocols, str):
-            raise TypeError("subprotocols must be a sequence of str, not a str")
-        if backend is not None:
-            from . import _backend
-
-            _backend.load(backend)  # fail now (ImportError/ValueError), not per connection
-        self.max_message_size = max_message_size
-        self.max_connections = max_connections
-        self.handshake_timeout = handshake_timeout
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.close_timeout = close_timeout
-        self.write_limit = write_limit
-        self.send_timeout = send_timeout
-        self.ssl_context = ssl_context
-        self.origins = None if origins is None else list(origins)
-        self.subprotocols = list(subprotocols)
-        self.backend = backend
-        self.process_request = process_request
-        self.max_request_line = max_request_line
-        self.max_request_headers = max_request_headers
-        self.max_request_size = max_request_size
-        self.thread_stack_size = thread_stack_size
-        self.batch_writes = batch_writes
-
-
-class WebSocket:
+class WebSocket(_Opening, _Timers, _Transport):
     """One WebSocket connection, used with blocking calls from its handler thread.
 
     ``for message in ws`` / :meth:`recv` read (str for text, bytes for
@@ -454,114 +383,7 @@ class WebSocket:
         if not self._owns_fd:
             self._release(close_fd=False)
 
-    # -- reading -----------------------------------------------------------------------
-
-    def _buffer(self) -> memoryview:
-        view = self._rview
-        if view is None:
-            self._rbuf = bytearray(_READ_MIN)
-            view = self._rview = memoryview(self._rbuf)
-        return view
-
-    def _read(self, deadline: Optional[float]) -> int:
-        """Read once into the receive buffer: bytes read, 0 at EOF, -1 for nothing (retry).
-
-        Call with ``_read_lock`` held. Blocks until data arrives or ``deadline``
-        (then TimeoutError). A timer shutting the socket down ends the wait (EOF).
-        """
-        view = self._buffer()
-        flags = 0
-        if self._out and _DONTWAIT and self._flush_while_waiting(deadline):
-            flags = _DONTWAIT
-        elif deadline is not None:
-            self._wait_readable(deadline)
-            flags = _DONTWAIT
-        try:
-            return self._sock.recv_into(view, 0, flags)
-        except BlockingIOError:
-            return -1
-        except OSError:  # reset, or the socket was shut down/closed under us
-            return 0
-
-    def _flush_while_waiting(self, deadline: Optional[float]) -> bool:
-        """Wait for input while writing our own backlog as the socket takes it.
-
-        True when input is ready; False when the backlog is gone first (then
-        wait for input as usual). The maintenance thread stands aside meanwhile.
-        """
-        with self._lock:
-            self._flushing += 1
-        poller = None
-        try:
-            if _HAS_POLL:
-                poller = self._reader_poller()
-                poller.modify(self._sock, select.POLLIN | select.POLLOUT)
-            while True:
-                with self._lock:
-                    if not self._out or self._dead:
-                        return False
-                wait = 1.0 if deadline is None else deadline - monotonic()
-                if wait <= 0:
-                    raise TimeoutError(f"{self.id}: timed out")
-                try:
-                    if poller is not None:
-                        ready = 0
-                        for _, mask in poller.poll(math.ceil(min(wait, 1.0) * 1000)):
-                            ready |= mask
-                        readable = bool(ready & ~select.POLLOUT)
-                        writable = bool(ready & select.POLLOUT)
-                    else:
-                        r, w, _ = select.select([self._sock], [self._sock], [], min(wait, 1.0))
-                        readable, writable = bool(r), bool(w)
-                except (OSError, ValueError):
-                    return True  # closed under us: let recv_into report it
-                if readable:
-                    return True
-                if writable:
-                    with self._lock:
-                        if not self._dead:
-                            self._flush_locked()
-        finally:
-            if poller is not None:
-                try:
-                    poller.modify(self._sock, select.POLLIN)
-                except (OSError, ValueError, KeyError):
-                    pass
-            with self._lock:
-                self._flushing -= 1
-                if self._out and not self._writing and not self._dead and not self._flushing:
-                    self._writing = True
-                    self._maint.watch_writable(self._sock, self._on_writable)
-
-    def _reader_poller(self) -> Any:
-        """The reader's poll object (POLLIN): only the thread holding ``_read_lock`` uses it."""
-        poller = self._poller
-        if poller is None:
-            poller = self._poller = select.poll()
-            poller.register(self._sock, select.POLLIN)
-        return poller
-
-    def _read_nowait(self) -> int:
-        try:
-            return self._sock.recv_into(self._buffer(), 0, _DONTWAIT)
-        except BlockingIOError:
-            return -1
-        except OSError:
-            return 0
-
-    def _wait_readable(self, deadline: float) -> None:
-        remaining = deadline - monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"{self.id}: timed out")
-        try:
-            if _HAS_POLL:
-                ready = self._reader_poller().poll(math.ceil(remaining * 1000))
-            else:
-                ready = select.select([self._sock], [], [], remaining)[0]
-        except (OSError, ValueError):  # closed under us: let recv_into report it
-            return
-        if not ready:
-            raise TimeoutError(f"{self.id}: timed out")
+    # -- receiving ---------------------------------------------------------------------
 
     def _feed(self, n: int) -> None:
         """Hand ``n`` bytes of the receive buffer (0: EOF) to the connection; act on the events."""
@@ -631,111 +453,7 @@ class WebSocket:
         self._ka_timer = self._close_timer = None
         self._wake_waiters_locked()
 
-    # -- writing -----------------------------------------------------------------------
-
-    def _write_locked(self, data: bytes) -> None:
-        """Send ``data`` (after any held frames) now as far as the socket takes it; buffer the rest."""
-        if self._dead or self._wr_shut:
-            return
-        if self._held:
-            held = self._held
-            if len(data) < _HOLD_MAX:
-                held.append(data)
-                data = b"".join(held)
-            else:  # no copy of a big frame: two writes
-                self._held = []
-                self._held_size = 0
-                self._write_locked(b"".join(held))
-                self._write_locked(data)
-                return
-            held.clear()
-            self._held_size = 0
-        elif not data:
-            return
-        if self._tls is not None:
-            self._tls.write(data)
-            data = self._tls_out.read()  # type: ignore[union-attr]
-            if not data:
-                return
-        self._write_raw_locked(data)
-
-    def _write_raw_locked(self, data: Any) -> None:
-        if self._out:  # the maintenance thread is waiting for the socket: keep the order
-            self._out.append(data)
-            self._buffered += len(data)
-            return
-        if not _DONTWAIT:
-            try:
-                self._sock.sendall(data)
-            except OSError as exc:
-                self._lost_locked(exc)
-            return
-        try:
-            n = self._sock.send(data, _DONTWAIT)
-        except BlockingIOError:
-            n = 0
-        except OSError as exc:
-            self._lost_locked(exc)
-            return
-        if n < len(data):
-            rest = memoryview(data)[n:] if n else data
-            self._out.append(rest)
-            self._buffered += len(rest)
-            if not self._writing and not self._flushing:
-                self._writing = True
-                self._maint.watch_writable(self._sock, self._on_writable)
-
-    def _on_writable(self) -> bool:
-        """Maintenance thread: the socket can take more. True when there is nothing left to write."""
-        with self._lock:
-            if self._flushing:  # a sender writes its backlog itself; it re-registers if needed
-                self._writing = False
-                return True
-            if not self._dead:
-                self._flush_locked()
-            done = self._dead or not self._out
-            if done:
-                self._writing = False
-            return done
-
-    def _flush_locked(self) -> None:
-        out = self._out
-        sock = self._sock
-        while out:
-            try:
-                if len(out) == 1 or not _SENDMSG:
-                    n = sock.send(out[0], _DONTWAIT)
-                else:
-                    n = sock.sendmsg(list(itertools.islice(out, _IOV_BATCH)), (), _DONTWAIT)
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                self._lost_locked(exc)
-                return
-            self._buffered -= n
-            while n:
-                head = out[0]
-                size = len(head)
-                if n >= size:
-                    out.popleft()
-                    n -= size
-                else:
-                    out[0] = memoryview(head)[n:]
-                    n = 0
-        if self._cond is not None and self._buffered <= self._cfg.write_limit:
-            self._cond.notify_all()
-        if not out and self._shut_after_flush:
-            self._shutdown_write_locked()
-
-    def _shutdown_write_locked(self) -> None:
-        self._held.clear()  # nothing goes out after our FIN
-        self._held_size = 0
-        if not self._wr_shut and not self._dead:
-            self._wr_shut = True
-            try:
-                self._sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
+    # -- sending -----------------------------------------------------------------------
 
     def _wait_locked(self, ready: Callable[[], bool], what: str, timeout: Optional[float]) -> None:
         """Wait (under ``_lock``) until ``ready()`` or the end, at most ``timeout``; TimeoutError after."""
@@ -795,17 +513,6 @@ class WebSocket:
                 self._lock.acquire()
             if not self._dead:
                 self._flush_locked()
-
-    def _wait_writable(self, timeout: float) -> None:
-        try:
-            if _HAS_POLL:  # a poll object per wait: several senders may wait at once
-                poller = select.poll()
-                poller.register(self._sock, select.POLLOUT)
-                poller.poll(math.ceil(timeout * 1000))
-            else:
-                select.select([], [self._sock], [], timeout)
-        except (OSError, ValueError):  # closed under us: the next send reports it
-            pass
 
     def _drop_locked(self, reason: str) -> None:
         """Close a client that does not read, without waiting for it (broadcast, send timeout).
@@ -909,18 +616,6 @@ class WebSocket:
             self._write_locked(conn.close(code, reason))
         self._abort_locked(code, reason)
 
-    def _arm_close_timer_locked(self) -> None:
-        timeout = self._cfg.close_timeout
-        if self._close_timer is None and timeout is not None:
-            self._close_timer = self._maint.call_later(timeout, self._close_timed_out)
-
-    def _close_timed_out(self) -> None:
-        with self._lock:
-            self._close_timer = None
-            if not self._ended and not self._dead:
-                logger.info("%s close handshake timed out", self.id)
-                self._abort_locked(1006, "close handshake timed out")
-
     def _wait_closed(self) -> None:
         """Read until the peer's close arrives (or close_timeout), unless another thread is reading."""
         timeout = self._cfg.close_timeout
@@ -995,275 +690,3 @@ class WebSocket:
             self._sock.close()
         self._rbuf = self._rview = None
         self._poller = None
-
-    # -- keepalive (maintenance thread) --------------------------------------------------
-
-    def _start_keepalive_locked(self) -> None:
-        interval = self._cfg.ping_interval
-        if interval is not None:
-            self._ka_timer = self._maint.call_at(self._last_rx + interval, self._keepalive)
-
-    def _keepalive(self) -> None:
-        """Ping a connection that has been silent for ping_interval.
-
-        Any bytes received count as a sign of life, so busy connections are
-        never pinged.
-        """
-        interval, timeout = self._cfg.ping_interval, self._cfg.ping_timeout
-        assert interval is not None  # no keepalive timer without it
-        with self._lock:
-            conn = self._conn
-            if self._ended or self._dead or conn is None or conn.state is not State.OPEN:
-                return
-            now = monotonic()
-            due = self._last_rx + interval
-            if now < due:
-                self._ka_timer = self._maint.call_at(due, self._keepalive)
-                return
-            self._write_locked(conn.send_ping(b""))
-            self._ka_mark = self._rx_bytes
-            if timeout is None:
-                self._ka_timer = self._maint.call_at(now + interval, self._keepalive)
-            else:
-                self._ka_timer = self._maint.call_at(now + timeout, self._keepalive_check)
-
-    def _keepalive_check(self) -> None:
-        """ping_timeout after a keepalive ping: alive if anything was received since.
-
-        Pongs are parsed by whoever reads the socket. When the handler is busy
-        (not in ``recv()``), this thread reads what is there on its behalf,
-        under the same read lock, so a busy handler does not make a live peer
-        look dead; the messages read wait in the connection's queue for the
-        handler. Only silence with nobody able to read it counts as death.
-        """
-        with self._lock:
-            if self._ka_alive_locked():
-                return
-        if _DONTWAIT and self._read_lock.acquire(blocking=False):
-            try:
-                n = self._read_nowait()
-                if n >= 0:
-                    self._feed(n)
-            finally:
-                self._read_lock.release()
-        with self._lock:
-            if self._ka_alive_locked():
-                return
-            logger.info("%s keepalive ping timeout: closing with 1011", self.id)
-            self._fail_locked(1011, "keepalive ping timeout")
-
-    def _ka_alive_locked(self) -> bool:
-        conn = self._conn
-        if self._ended or self._dead or conn is None or conn.state is not State.OPEN:
-            return True  # nothing to do
-        if self._rx_bytes != self._ka_mark:
-            self._ka_timer = self._maint.call_at(self._last_rx + (self._cfg.ping_interval or 0.0), self._keepalive)
-            return True
-        return False
-
-    # -- opening -----------------------------------------------------------------------
-
-    def _handshake_timed_out(self) -> None:
-        with self._lock:
-            self._hs_timer = None
-            if self._conn is None and not self._dead:
-                logger.info("%s handshake timed out", self.id)
-                self._abort_locked(1006, "handshake timed out")
-
-    def _read_chunk(self) -> bytes:
-        """Handshake phase: the next plaintext bytes (b"" at EOF)."""
-        while True:
-            if self._tls is not None:
-                chunks: List[bytes] = []
-                with self._lock:
-                    self._tls_pull_locked(chunks.append)
-                if chunks:
-                    return b"".join(chunks)
-            n = self._read(None)
-            if n < 0:
-                continue
-            if n == 0:
-                return b""
-            if self._tls is None:
-                return bytes(self._rview[:n])  # type: ignore[index]
-            self._tls_in.write(self._rview[:n])  # type: ignore[union-attr,index]
-
-    def _tls_pull_locked(self, sink: Callable[[bytes], None]) -> None:
-        """Decrypt what the incoming BIO holds; ``sink(b"")`` at the end of the TLS stream."""
-        tls = self._tls
-        assert tls is not None
-        try:
-            while True:
-                data = tls.read(65536)
-                if not data:
-                    sink(b"")
-                    break
-                sink(data)
-        except ssl.SSLWantReadError:
-            pass
-        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-            sink(b"")
-        except ssl.SSLError as exc:
-            logger.info("%s TLS error: %s", self.id, exc)
-            sink(b"")
-            self._abort_locked(1006, "TLS error")
-        out = self._tls_out.read()  # type: ignore[union-attr]  # e.g. post-handshake messages
-        if out:
-            self._write_raw_locked(out)
-
-    def _tls_handshake(self, context: ssl.SSLContext) -> bool:
-        self._tls_in = ssl.MemoryBIO()
-        self._tls_out = ssl.MemoryBIO()
-        tls = context.wrap_bio(self._tls_in, self._tls_out, server_side=True)
-        while True:
-            try:
-                tls.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                pass
-            with self._lock:
-                out = self._tls_out.read()
-                if out:
-                    self._write_raw_locked(out)
-            n = self._read(None)
-            if n == 0:
-                return False
-            if n > 0:
-                self._tls_in.write(self._rview[:n])  # type: ignore[index]
-        with self._lock:
-            out = self._tls_out.read()
-            if out:
-                self._write_raw_locked(out)
-            self._tls = tls
-        return True
-
-    def _respond(self, data: bytes) -> None:
-        """Send an HTTP response (not an upgrade) and end the connection after it."""
-        with self._lock:
-            self._write_locked(data)
-            self._shut_after_flush = True
-            if not self._out:
-                self._shutdown_write_locked()
-
-    def _server_handshake(self) -> bool:
-        """Read the request and answer it; True when the WebSocket is open.
-
-        Not an upgrade: ``process_request`` answers it (default 426). An invalid
-        upgrade gets its 4xx from the core. Bounded by ``handshake_timeout``
-        (the timer shuts the socket down, which ends any read here).
-        """
-        cfg = self._cfg
-        if cfg.handshake_timeout is not None:
-            with self._lock:
-                self._hs_timer = self._maint.call_later(cfg.handshake_timeout, self._handshake_timed_out)
-        try:
-            if cfg.ssl_context is not None and not self._tls_handshake(cfg.ssl_context):
-                return False
-            head = hs.HeadReader(cfg.max_request_line, cfg.max_request_headers, cfg.max_request_size)
-            received: List[bytes] = []
-            while True:
-                chunk = self._read_chunk()
-                if not chunk:
-                    return False
-                received.append(chunk)
-                try:
-                    if head.feed(chunk):
-                        break
-                    continue
-                except hs.HandshakeError as exc:
-                    self._refuse(exc)
-                    return False
-            try:
-                request = hs.parse_request(head)
-            except hs.HandshakeError as exc:
-                self._refuse(exc)
-                return False
-            self.request = request
-            if not _wants_websocket(request):
-                self._respond(self._http_response(request))
-                return False
-            conn = ServerConnection(
-                origins=cfg.origins,
-                subprotocols=cfg.subprotocols,
-                max_request_line=cfg.max_request_line,
-                max_request_headers=cfg.max_request_headers,
-                max_request_size=cfg.max_request_size,
-                max_message_size=cfg.max_message_size,
-                backend=cfg.backend,
-            )
-            conn.receive_data(b"".join(received))
-            for event in conn.events():
-                if type(event) is Request:
-                    break
-                logger.info("%s handshake refused: %s", self.id, event)
-                self._respond(conn.data_to_send())
-                return False
-            else:  # pragma: no cover - a complete head always makes an event
-                return False
-            with self._lock:
-                if self._dead:  # timed out meanwhile
-                    return False
-                Maintenance.cancel(self._hs_timer)
-                self._hs_timer = None
-                self._write_locked(conn.accept())
-                self._conn = conn
-                self.request = conn.request  # one parsed copy per connection, not two
-                self._last_rx = monotonic()
-                self._start_keepalive_locked()
-                self._process_locked()  # frames that came with the request
-            return True
-        except (ssl.SSLError, ConnectionError) as exc:
-            logger.info("%s handshake failed: %s", self.id, exc)
-            return False
-
-    def _refuse(self, exc: hs.HandshakeError) -> None:
-        logger.info("%s bad request: %s", self.id, exc)
-        self._respond(hs.error_response(exc).serialize())
-
-    def _http_response(self, request: hs.Request) -> bytes:
-        """The answer to a plain HTTP request: the ``process_request`` hook's, or 426."""
-        hook = self._cfg.process_request
-        try:
-            result = None if hook is None else hook(request)
-            if result is None:
-                response = hs.reject(
-                    426, "426 Upgrade Required: this is a WebSocket endpoint\n",
-                    [("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")],
-                )
-            else:
-                status, headers, body = result
-                if isinstance(headers, dict):
-                    headers = list(headers.items())
-                if not isinstance(body, (str, bytes, bytearray, memoryview)):
-                    raise TypeError(f"process_request returned a {type(body).__name__} body")
-                response = hs.reject(status, body, headers)
-        except Exception:  # a broken hook still gets the client an answer
-            logger.exception("%s process_request failed", self.id)
-            response = hs.reject(500, "500 Internal Server Error\n")
-        logger.info("%s %s %s -> %d", self.id, request.method, request.target, response.status)
-        data = response.serialize()
-        if request.method == "HEAD" and response.body:
-            data = data[: -len(response.body)]
-        return data
-
-    def _adopt(self, conn: Connection, request: hs.Request, response: bytes, leftover: bytes) -> None:
-        """Open over a socket whose HTTP request someone else read (``upgrade()``)."""
-        self._owns_fd = False
-        self.request = request
-        with self._lock:
-            self._write_locked(response)
-            self._conn = conn
-            self._last_rx = monotonic()
-            self._start_keepalive_locked()
-            if leftover:
-                conn.receive_data(leftover)
-                self._process_locked()
-
-
-def _wants_websocket(request: hs.Request) -> bool:
-    """True for a request asking to upgrade to WebSocket (validated further by the core)."""
-    return any(
-        token.strip(" \t").lower() == "websocket"
-        for value in request.headers.get_all("Upgrade")
-        for token in value.split(",")
-    )
