@@ -395,14 +395,7 @@ class Server:
                     "%s open %s from %s%s", ws.id, ws.request.target, _format_address(address),  # type: ignore[union-attr]
                     f" subprotocol {ws.subprotocol}" if ws.subprotocol else "",
                 )
-            try:
-                self.handler(ws)
-            except ConnectionClosed:
-                pass
-            except Exception:
-                logger.exception("%s handler failed; closing with 1011", ws.id)
-                ws._close_quietly(1011, "internal error")
-            ws._close_quietly(1000, "")
+            _run_handler(self.handler, ws)
         finally:
             with self._lock:
                 self._open.discard(ws)
@@ -513,18 +506,25 @@ class EventHandler:
 
     def run(self) -> None:
         """The connection's life: on_connect, on_message for each message, on_close."""
-        ws = self.ws
-        try:
-            self.on_connect()
-            for message in ws:
-                self.on_message(message)
-        except ConnectionClosed:
-            pass
-        except Exception:
-            logger.exception("%s handler failed; closing with 1011", ws.id)
-            ws._close_quietly(1011, "internal error")
-        ws._close_quietly(1000, "")
-        self.on_close(ws.close_code, ws.close_reason)
+        _run_handler(self._converse, self.ws)
+        self.on_close(self.ws.close_code, self.ws.close_reason)
+
+    def _converse(self, ws: WebSocket) -> None:
+        self.on_connect()
+        for message in ws:
+            self.on_message(message)
+
+
+def _run_handler(handler: Handler, ws: WebSocket) -> None:
+    """Run ``handler(ws)``, then close: 1000 when it returns, 1011 (logged) when it raises."""
+    try:
+        handler(ws)
+    except ConnectionClosed:
+        pass
+    except Exception:
+        logger.exception("%s handler failed; closing with 1011", ws.id)
+        ws._close_quietly(1011, "internal error")
+    ws._close_quietly(1000, "")
 
 
 def _as_handler(handler: Any) -> Handler:
