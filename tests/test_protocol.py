@@ -1299,3 +1299,34 @@ def test_wrong_argument_types_are_type_errors(backend, call) -> None:
 def test_negative_limits_are_refused(backend, option) -> None:
     with pytest.raises(ValueError):
         Connection(backend=backend.name, **{option: -5})
+
+
+def _parsed(raw: bytes) -> hs.Request:
+    reader = hs.HeadReader()
+    assert reader.feed(raw)
+    return hs.parse_request(reader)
+
+
+def test_receive_request_takes_a_request_another_server_parsed(backend) -> None:
+    client = ClientConnection("example.com", "/chat", subprotocols=["chat"], backend=backend.name)
+    request = _parsed(client.handshake_request())
+    assert request.wants_websocket
+    server = ServerConnection(subprotocols=["chat"], backend=backend.name)
+    server.receive_request(request)
+    assert list(server.events()) == [Request(request)]
+    with pytest.raises(InvalidState):
+        server.receive_request(request)
+    client.receive_data(server.accept())
+    assert [type(e) for e in client.events()] == [Accepted]
+    assert server.subprotocol == client.subprotocol == "chat"
+
+
+def test_receive_request_checks_like_bytes_do(backend) -> None:
+    request = _parsed(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+    assert request.wants_websocket  # asks for it, without a key: invalid
+    server = ServerConnection(backend=backend.name)
+    server.receive_request(request)
+    events = list(server.events())
+    assert len(events) == 1 and isinstance(events[0], Rejected) and events[0].status == 400
+    assert server.data_to_send().startswith(b"HTTP/1.1 400 ")
+    assert not _parsed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").wants_websocket

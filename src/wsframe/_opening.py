@@ -14,6 +14,7 @@ from time import monotonic
 from typing import List
 
 from . import handshake as hs
+from ._config import Config
 from ._maintenance import Maintenance
 from .connection import Connection, ServerConnection
 from .events import Request
@@ -76,12 +77,10 @@ class _Opening:
             if cfg.ssl_context is not None and not self._tls_handshake(cfg.ssl_context):
                 return False
             head = hs.HeadReader(cfg.max_request_line, cfg.max_request_headers, cfg.max_request_size)
-            received: List[bytes] = []
             while True:
                 chunk = self._read_chunk()
                 if not chunk:
                     return False
-                received.append(chunk)
                 try:
                     if head.feed(chunk):
                         break
@@ -95,19 +94,14 @@ class _Opening:
                 self._refuse(exc)
                 return False
             self.request = request
-            if not _wants_websocket(request):
+            if not request.wants_websocket:
                 self._respond(self._http_response(request))
                 return False
-            conn = ServerConnection(
-                origins=cfg.origins,
-                subprotocols=cfg.subprotocols,
-                max_request_line=cfg.max_request_line,
-                max_request_headers=cfg.max_request_headers,
-                max_request_size=cfg.max_request_size,
-                max_message_size=cfg.max_message_size,
-                backend=cfg.backend,
-            )
-            conn.receive_data(b"".join(received))
+            conn = new_server_connection(cfg)
+            conn.receive_request(request)
+            rest = head.rest
+            if rest:  # frames that came with the request
+                conn.receive_data(rest)
             for event in conn.events():
                 if type(event) is Request:
                     break
@@ -123,7 +117,6 @@ class _Opening:
                 self._hs_timer = None
                 self._write_locked(conn.accept())
                 self._conn = conn
-                self.request = conn.request  # one parsed copy per connection, not two
                 self._last_rx = monotonic()
                 self._start_keepalive_locked()
                 self._process_locked()  # frames that came with the request
@@ -162,10 +155,10 @@ class _Opening:
             data = data[: -len(response.body)]
         return data
 
-    def _adopt(self, conn: Connection, request: hs.Request, response: bytes, leftover: bytes) -> None:
+    def _adopt(self, conn: Connection, response: bytes, leftover: bytes) -> None:
         """Open over a socket whose HTTP request someone else read (``upgrade()``)."""
         self._owns_fd = False
-        self.request = request
+        self.request = conn.request
         with self._lock:
             self._write_locked(response)
             self._conn = conn
@@ -176,10 +169,14 @@ class _Opening:
                 self._process_locked()
 
 
-def _wants_websocket(request: hs.Request) -> bool:
-    """True for a request asking to upgrade to WebSocket (validated further by the core)."""
-    return any(
-        token.strip(" \t").lower() == "websocket"
-        for value in request.headers.get_all("Upgrade")
-        for token in value.split(",")
+def new_server_connection(cfg: Config) -> ServerConnection:
+    """The sans-I/O core for one server connection, with the server's options."""
+    return ServerConnection(
+        origins=cfg.origins,
+        subprotocols=cfg.subprotocols,
+        max_request_line=cfg.max_request_line,
+        max_request_headers=cfg.max_request_headers,
+        max_request_size=cfg.max_request_size,
+        max_message_size=cfg.max_message_size,
+        backend=cfg.backend,
     )

@@ -33,7 +33,7 @@ from typing import Any, Deque, Iterable, Iterator, List, Optional, Sequence, Uni
 
 from . import _backend
 from . import handshake as hs
-from .errors import InvalidState, ProtocolError
+from .errors import InvalidState
 from .events import (
     Accepted,
     BinaryMessage,
@@ -459,13 +459,29 @@ class ServerConnection(Connection):
             return False
         try:
             request = hs.parse_request(self._head)
-            hs.check_request(request)
-            hs.check_origin(request, self.origins)
         except hs.HandshakeError as exc:
             return self._refuse(exc)
         rest = self._head.rest
         if rest:
             self._incoming.appendleft(rest)
+        return self._take_request(request)
+
+    def receive_request(self, request: hs.Request) -> None:
+        """Start from a request that another HTTP server already read and parsed.
+
+        For taking over a connection from an existing server: the request gets
+        the same checks and gives the same events as one arriving as bytes.
+        """
+        if self.request is not None or self._head.complete or self._incoming or self.state is not State.CONNECTING:
+            raise InvalidState("the connection already has its request")
+        self._take_request(request)
+
+    def _take_request(self, request: hs.Request) -> bool:
+        try:
+            hs.check_request(request)
+            hs.check_origin(request, self.origins)
+        except hs.HandshakeError as exc:
+            return self._refuse(exc)
         self.request = request
         self._ready.append(Request(request))
         return True

@@ -206,6 +206,11 @@ class Request:
     headers: Headers
 
     @property
+    def wants_websocket(self) -> bool:
+        """True when the request asks to upgrade to WebSocket (valid or not: see check_request)."""
+        return "websocket" in _tokens(self.headers, "Upgrade")
+
+    @property
     def path(self) -> str:
         """Target path without the query ("/" for an absolute-form target without one)."""
         return _split_target(self.target)[0]

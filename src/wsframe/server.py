@@ -79,7 +79,9 @@ from . import _backend
 from . import handshake as hs
 from ._maintenance import Maintenance, shared
 from ._websocket import CLOSE_SLOW_CONSUMER, Config, Data, WebSocket
-from .connection import Connection, encode_message
+from ._opening import new_server_connection
+from .connection import encode_message
+from .events import Rejected
 from .errors import ConnectionClosed
 
 __all__ = [
@@ -579,31 +581,35 @@ def upgrade(request_handler: Any, **options: Any) -> WebSocket:
     if isinstance(sock, ssl.SSLSocket):
         raise NotImplementedError("upgrade() cannot take over a TLS socket; terminate TLS in front, or use serve(ssl_context=...)")
     request_handler.close_connection = True
+    conn = new_server_connection(cfg)
     try:
-        try:
-            headers = hs.Headers(request_handler.headers.items())
-        except ValueError:
-            raise hs.HandshakeError(400, "invalid header") from None
-        request = hs.Request(request_handler.command, request_handler.path, request_handler.request_version, headers)
-        hs.check_request(request)
-        hs.check_origin(request, cfg.origins)
-    except hs.HandshakeError as exc:
-        try:
-            request_handler.wfile.write(hs.error_response(exc).serialize())
-        except OSError:
-            pass
-        raise
-    subprotocol = hs.select_subprotocol(request.subprotocols, cfg.subprotocols)
-    response = hs.accept(request, subprotocol).serialize()
+        headers = hs.Headers(request_handler.headers.items())
+    except ValueError:
+        _answer(request_handler, hs.error_response(hs.HandshakeError(400, "invalid header")).serialize())
+        raise hs.HandshakeError(400, "invalid header") from None
+    request = hs.Request(request_handler.command, request_handler.path, request_handler.request_version, headers)
+    conn.receive_request(request)  # the same checks as serve()'s, in the core
+    for event in conn.events():
+        if isinstance(event, Rejected):
+            _answer(request_handler, conn.data_to_send())
+            raise hs.HandshakeError(event.status, event.reason)
+        break  # the Request event
+    response = conn.accept()
     leftover = _buffered_input(request_handler)
     sock.settimeout(None)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    conn = Connection(client=False, max_message_size=cfg.max_message_size, backend=cfg.backend)
-    conn.subprotocol = subprotocol
     ws = WebSocket(sock, cfg, shared(), request_handler.client_address)
-    ws._adopt(conn, request, response, leftover)
+    ws._adopt(conn, response, leftover)
     logger.info("%s open %s from %s (upgrade)", ws.id, request.target, _format_address(request_handler.client_address))
     return ws
+
+
+def _answer(request_handler: Any, response: bytes) -> None:
+    """Best effort: the client may be gone already."""
+    try:
+        request_handler.wfile.write(response)
+    except OSError:
+        pass
 
 
 def _buffered_input(request_handler: Any) -> bytes:
