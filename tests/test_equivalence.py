@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import random
-import struct
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wsframe import _backend
 from wsframe.errors import ProtocolError
+from frames_by_hand import raw_frame
 
 if "cython" not in _backend.available():
     pytest.skip("the compiled backend is not built", allow_module_level=True)
@@ -24,26 +24,6 @@ READER_SETTINGS = settings(max_examples=900, deadline=None, suppress_health_chec
 
 
 # ------------------------------------------------------------- helpers
-
-
-def naive_mask(data: bytes, key: bytes) -> bytes:
-    return bytes(b ^ key[i % 4] for i, b in enumerate(data))
-
-
-def raw_frame(opcode: int, payload: bytes, fin: bool, rsv: int, key: bytes | None, width: int | None) -> bytes:
-    """Any frame, lawful or not (RFC 6455 section 5.2 layout, no checks)."""
-    n = len(payload)
-    if width is None or (width == 0 and n > 125) or (width == 2 and n > 65535):
-        width = 0 if n < 126 else (2 if n < 65536 else 8)
-    mbit = 0x80 if key is not None else 0
-    head = bytes([(0x80 if fin else 0) | (rsv << 4) | opcode])
-    if width == 0:
-        head += bytes([mbit | n])
-    elif width == 2:
-        head += bytes([mbit | 126]) + struct.pack("!H", n)
-    else:
-        head += bytes([mbit | 127]) + struct.pack("!Q", n)
-    return head + (key + naive_mask(payload, key) if key is not None else payload)
 
 
 def outcome(fn):

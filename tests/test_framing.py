@@ -3,39 +3,16 @@
 from __future__ import annotations
 
 import os
-import struct
 
 import pytest
 
 from wsframe.errors import ProtocolError
+from frames_by_hand import naive_mask, raw_frame
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 RESERVED_OPCODES = [3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF]
 KEY = b"\x37\xfa\x21\x3d"  # the RFC's example masking key
 RSV1 = 4
-
-
-def naive_mask(data: bytes, key: bytes) -> bytes:
-    return bytes(b ^ key[i % 4] for i, b in enumerate(data))
-
-
-def raw_frame(opcode: int, payload: bytes = b"", fin: bool = True, rsv: int = 0, key: bytes | None = None,
-              length: int | None = None, width: int | None = None) -> bytes:
-    """A frame built by hand, RFC 6455 section 5.2, with no checks: it can break every rule."""
-    n = len(payload) if length is None else length
-    if width is None:
-        width = 0 if n < 126 else (2 if n < 65536 else 8)
-    mbit = 0x80 if key is not None else 0
-    head = bytes([(0x80 if fin else 0) | (rsv << 4) | opcode])
-    if width == 0:
-        head += bytes([mbit | n])
-    elif width == 2:
-        head += bytes([mbit | 126]) + struct.pack("!H", n)
-    else:
-        head += bytes([mbit | 127]) + struct.pack("!Q", n)
-    if key is not None:
-        return head + key + naive_mask(payload, key)
-    return head + payload
 
 
 def frames_of(frames):

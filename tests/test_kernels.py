@@ -10,13 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wsframe.errors import ProtocolError
+from frames_by_hand import naive_mask
 
 KEYS = [b"\x37\xfa\x21\x3d", b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\x01\x02\x03\x04", b"\x80\x00\x00\x01"]
-
-
-def naive_mask(data: bytes, key: bytes, phase: int = 0) -> bytes:
-    """The definition in RFC 6455 section 5.3, one byte at a time."""
-    return bytes(b ^ key[(phase + i) % 4] for i, b in enumerate(data))
 
 
 def payload(n: int, seed: int = 0) -> bytes:
