@@ -17,19 +17,22 @@ def raw_frame(
     fin: bool = True,
     rsv: int = 0,
     key: Optional[bytes] = None,
+    form: Optional[int] = None,
     length: Optional[int] = None,
-    width: Optional[int] = None,
 ) -> bytes:
-    """A frame as bytes. ``length`` may lie about the payload; ``width`` (0, 2 or 8
-    bytes of extended length) may be longer than needed, never too short to hold it."""
+    """A frame as bytes. ``form`` (7, 16 or 64) forces the length field's size, widened
+    if it cannot hold the length; ``length`` makes the header lie about the payload."""
     n = len(payload) if length is None else length
-    if width is None or (width == 0 and n > 125) or (width == 2 and n > 65535):
-        width = 0 if n < 126 else (2 if n < 65536 else 8)
+    form = form or (7 if n < 126 else 16 if n < 65536 else 64)
+    if form == 7 and n > 125:
+        form = 16
+    if form == 16 and n > 65535:
+        form = 64
     mbit = 0x80 if key is not None else 0
     head = bytes([(0x80 if fin else 0) | (rsv << 4) | opcode])
-    if width == 0:
+    if form == 7:
         head += bytes([mbit | n])
-    elif width == 2:
+    elif form == 16:
         head += bytes([mbit | 126]) + struct.pack("!H", n)
     else:
         head += bytes([mbit | 127]) + struct.pack("!Q", n)

@@ -101,7 +101,7 @@ def payloads(draw):
 def frame_specs(draw):
     opcode = draw(opcodes)
     fin = draw(st.one_of(st.just(True), st.booleans()))
-    return (opcode, draw(payloads()), fin, draw(rsvs), draw(keys), draw(st.sampled_from([None, None, None, 0, 2, 8])))
+    return (opcode, draw(payloads()), fin, draw(rsvs), draw(keys), draw(st.sampled_from([None, None, None, 7, 16, 64])))
 
 
 @st.composite

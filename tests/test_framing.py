@@ -182,7 +182,7 @@ def test_header_only_parse_at_boundaries(backend, n: int, masked: bool) -> None:
 def test_non_minimal_length_encodings_accepted(backend) -> None:
     """Receivers accept 16/64-bit lengths for short payloads (only senders must be minimal)."""
     r = backend.FrameReader()
-    frames = r.feed(raw_frame(OP_BINARY, b"abc", width=2) + raw_frame(OP_BINARY, b"de", width=8))
+    frames = r.feed(raw_frame(OP_BINARY, b"abc", form=16) + raw_frame(OP_BINARY, b"de", form=64))
     assert frames_of(frames) == [(OP_BINARY, True, 0, b"abc"), (OP_BINARY, True, 0, b"de")]
 
 
@@ -310,7 +310,7 @@ def test_parse_header_control_frame_rules(backend, opcode: int) -> None:
     assert backend.parse_header(raw_frame(opcode, length=125)).length == 125
     # a 16-bit length field on a control frame is either over 125 or not minimal: refused
     with pytest.raises(ProtocolError) as info:
-        backend.parse_header(raw_frame(opcode, length=125, width=2))
+        backend.parse_header(raw_frame(opcode, length=125, form=16))
     assert info.value.code == 1002
 
 

@@ -19,6 +19,7 @@ import random
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
 
 import pytest
+from frames_by_hand import naive_mask, raw_frame
 
 from wsframe import handshake as hs
 from wsframe.connection import (
@@ -52,35 +53,6 @@ NEVER_SENT = (1005, 1006, 1015)
 # --- an independent frame encoder / decoder ------------------------------------------
 
 
-def _xor(data: bytes, key: bytes) -> bytes:
-    return bytes(b ^ key[i % 4] for i, b in enumerate(data))
-
-
-def raw_frame(
-    opcode: int,
-    payload: bytes = b"",
-    fin: bool = True,
-    rsv: int = 0,
-    key: Optional[bytes] = None,
-    length: Optional[int] = None,
-    length_form: Optional[int] = None,
-) -> bytes:
-    """Any frame, valid or not: ``length`` overrides the header's length, ``length_form`` forces 7/16/64 bits."""
-    n = len(payload) if length is None else length
-    form = length_form or (7 if n < 126 else 16 if n < 65536 else 64)
-    mbit = 0x80 if key is not None else 0
-    head = bytes([(0x80 if fin else 0) | (rsv << 4) | opcode])
-    if form == 7:
-        head += bytes([mbit | n])
-    elif form == 16:
-        head += bytes([mbit | 126]) + n.to_bytes(2, "big")
-    else:
-        head += bytes([mbit | 127]) + n.to_bytes(8, "big")
-    if key is not None:
-        return head + key + _xor(payload, key)
-    return head + payload
-
-
 class Out(NamedTuple):
     """A frame parsed from what the connection wrote."""
 
@@ -110,7 +82,7 @@ def parse_frames(data: bytes) -> List[Out]:
         assert len(data) - p >= n, "truncated frame written"
         payload = bytes(data[p : p + n])
         if key is not None:
-            payload = _xor(payload, key)
+            payload = naive_mask(payload, key)
         frames.append(Out(b0 & 0x0F, bool(b0 & 0x80), (b0 >> 4) & 7, key, payload, bytes(data[pos : p + n])))
         pos = p + n
     return frames
@@ -188,7 +160,7 @@ def wire(frames: Sequence[F], role: str) -> Tuple[bytes, List[Tuple[int, int]]]:
     for f in frames:
         masked = (role == "server") if f.masked is None else f.masked
         data = raw_frame(
-            f.opcode, f.payload, f.fin, f.rsv, f.key if masked else None, f.length, f.length_form
+            f.opcode, f.payload, f.fin, f.rsv, f.key if masked else None, form=f.length_form, length=f.length
         )
         header = len(data) - len(f.payload)
         spans.append((len(out), len(out) + header))

@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
 
 import pytest
+from frames_by_hand import naive_mask, raw_frame
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -54,37 +55,6 @@ def norm(events: Sequence[Any]) -> list:
 # --- an independent encoder / decoder -------------------------------------------------
 
 
-def _xor(data: bytes, key: bytes) -> bytes:
-    return bytes(b ^ key[i % 4] for i, b in enumerate(data))
-
-
-def raw_frame(
-    opcode: int,
-    payload: bytes,
-    fin: bool = True,
-    rsv: int = 0,
-    key: Optional[bytes] = None,
-    form: int = 0,
-    length: Optional[int] = None,
-) -> bytes:
-    """Any frame; ``form`` forces a 7/16/64-bit length field, ``length`` makes the header lie."""
-    n = len(payload) if length is None else length
-    form = form or (7 if n < 126 else 16 if n < 65536 else 64)
-    if form == 7 and n > 125:
-        form = 16
-    if form == 16 and n > 65535:
-        form = 64
-    mbit = 0x80 if key is not None else 0
-    head = bytes([(0x80 if fin else 0) | (rsv << 4) | opcode])
-    if form == 7:
-        head += bytes([mbit | n])
-    elif form == 16:
-        head += bytes([mbit | 126]) + n.to_bytes(2, "big")
-    else:
-        head += bytes([mbit | 127]) + n.to_bytes(8, "big")
-    return head + key + _xor(payload, key) if key is not None else head + payload
-
-
 def parse_written(data: bytes, client: bool) -> List[Tuple[int, bytes]]:
     """(opcode, payload) of every frame a connection wrote; checks the framing and the masking."""
     frames = []
@@ -100,7 +70,7 @@ def parse_written(data: bytes, client: bool) -> List[Tuple[int, bytes]]:
             key, p = data[p : p + 4], p + 4
         payload = data[p : p + n]
         assert len(payload) == n, "truncated frame written"
-        frames.append((b0 & 0x0F, _xor(payload, key) if client else payload))
+        frames.append((b0 & 0x0F, naive_mask(payload, key) if client else payload))
         pos = p + n
     return frames
 
