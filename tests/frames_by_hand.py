@@ -1,4 +1,5 @@
-"""Reference frames built by hand from RFC 6455 section 5.2, for the tests: no checks, any rule breakable."""
+"""References for the tests, built by hand from the RFCs: frames (RFC 6455 5.2, no checks,
+any rule breakable), masking (5.3), and UTF-8 validity (CPython's own decoder)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,12 @@ def raw_frame(
     if key is not None:
         return head + key + naive_mask(payload, key)
     return head + payload
+
+
+def decodes_as_utf8(data: bytes) -> bool:
+    """The reference verdict on UTF-8 validity."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

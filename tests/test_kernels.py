@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wsframe.errors import ProtocolError
-from frames_by_hand import naive_mask
+from frames_by_hand import decodes_as_utf8, naive_mask
 
 KEYS = [b"\x37\xfa\x21\x3d", b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\x01\x02\x03\x04", b"\x80\x00\x00\x01"]
 
@@ -461,28 +461,20 @@ utf8ish = st.one_of(
 )
 
 
-def _decodes(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
 def _valid_prefix(data: bytes) -> bool:
     """Whether some continuation makes ``data`` valid (brute force over the next byte)."""
-    if _decodes(data):
+    if decodes_as_utf8(data):
         return True
     for more in (1, 2, 3):
         for b in range(0x80, 0xC0):
-            if _decodes(data + bytes([b]) + b"\x80" * (more - 1)):
+            if decodes_as_utf8(data + bytes([b]) + b"\x80" * (more - 1)):
                 return True
     return False
 
 
 def reference(data: bytes):
     """(valid, index of the first impossible byte or None, offset the error names)."""
-    if _decodes(data):
+    if decodes_as_utf8(data):
         return True, None, None
     lo, hi = 0, len(data)  # data[:lo] is a valid prefix; is data[:hi]?
     if _valid_prefix(data):
@@ -496,7 +488,7 @@ def reference(data: bytes):
                 hi = mid
         bad = hi - 1
     good = len(data) if bad is None else bad
-    start = next(good - k for k in range(4) if _decodes(data[: good - k]))
+    start = next(good - k for k in range(4) if decodes_as_utf8(data[: good - k]))
     return False, bad, start
 
 
