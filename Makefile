@@ -31,4 +31,4 @@ wheel:
 	bash tools/build_wheels.sh
 
 clean:
-	rm -rf build dist wheelhouse *.egg-info src/*.egg-info src/wsframe/*.so src/wsframe/_kernels.c src/wsframe/_frames.c
+	rm -rf build dist wheelhouse *.egg-info src/*.egg-info src/wsframe/protocol/*.so src/wsframe/protocol/kernels_c.c src/wsframe/protocol/frames.c

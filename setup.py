@@ -38,27 +38,28 @@ def _compile_args() -> list[str]:
 
 def _extensions() -> list[Extension]:
     common = {"include_dirs": ["csrc"], "extra_compile_args": _compile_args()}
+    src = "src/wsframe/protocol"
     kernels = Extension(
-        "wsframe._kernels",
-        ["src/wsframe/_kernels.pyx", "csrc/wsf_mask.c", "csrc/wsf_utf8.c"],
-        depends=["csrc/wsf_mask.h", "csrc/wsf_utf8.h", "src/wsframe/_kernels.pxd"],
+        "wsframe.protocol.kernels_c",
+        [f"{src}/kernels_c.pyx", "csrc/wsf_mask.c", "csrc/wsf_utf8.c"],
+        depends=["csrc/wsf_mask.h", "csrc/wsf_utf8.h", f"{src}/kernels_c.pxd", f"{src}/constants.pxd"],
         **common,
     )
-    # One typed source, two backends: _frames.py is the pure backend as it stands and,
-    # compiled under the name _frames_c with the types in _frames_c.pxd, the compiled one.
+    # One typed source, two backends: frames.py is the pure backend as it stands and,
+    # compiled under the name frames_c with the types in frames_c.pxd, the compiled one.
     frames = Extension(
-        "wsframe._frames_c",
-        ["src/wsframe/_frames.py"],
-        depends=["src/wsframe/_frames_c.pxd", "src/wsframe/_kernels.pxd"],
+        "wsframe.protocol.frames_c",
+        [f"{src}/frames.py"],
+        depends=[f"{src}/frames_c.pxd", f"{src}/kernels_c.pxd", f"{src}/constants.pxd"],
         **common,
     )
     return [kernels, frames]
 
 
 def _pxd_changed() -> bool:
-    """Cython cannot tell that _frames.c depends on _frames_c.pxd (another module name)."""
-    here = Path(__file__).resolve().parent / "src" / "wsframe"
-    generated = here / "_frames.c"
+    """Cython cannot tell that frames.c depends on frames_c.pxd (another module name)."""
+    here = Path(__file__).resolve().parent / "src" / "wsframe" / "protocol"
+    generated = here / "frames.c"
     if not generated.exists():
         return False
     return max(p.stat().st_mtime for p in here.glob("*.pxd")) > generated.stat().st_mtime
@@ -78,8 +79,8 @@ def _cythonize(extensions: list[Extension]) -> list[Extension]:
             "cdivision": True,
             "initializedcheck": False,
             "freethreading_compatible": True,
-            # _frames.py keeps Python annotations for readers and type checkers;
-            # its C types come from _frames_c.pxd alone.
+            # frames.py keeps Python annotations for readers and type checkers;
+            # its C types come from frames_c.pxd alone.
             "annotation_typing": False,
         },
     )

@@ -324,7 +324,7 @@ def serve_main(impl: str, backend: Optional[str]) -> None:
     if impl == "python-raw-echo":
         _python_raw_echo()
     elif impl == "wsframe":
-        from wsframe.server import serve
+        from wsframe.sync.server import serve
 
         def echo(ws: Any) -> None:
             for message in ws:

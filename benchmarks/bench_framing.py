@@ -46,7 +46,7 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 
-from wsframe import _backend
+from wsframe.protocol import backend as _backend
 
 BACKENDS = {name: _backend.load(name) for name in _backend.available()}
 KEY = b"\x37\xfa\x21\x3d"

@@ -91,13 +91,13 @@ def _version(module: str) -> str:
 
 
 def machine_lines() -> List[str]:
-    from wsframe import _backend
+    from wsframe.protocol import backend as _backend
 
     kernels = "not built"
     try:
-        from wsframe import _kernels
+        from wsframe.protocol import kernels_c
 
-        kernels = _kernels.MASK_IMPL
+        kernels = kernels_c.MASK_IMPL
     except ImportError:
         pass
     try:

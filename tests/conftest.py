@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wsframe import _backend
+from wsframe.protocol import backend as _backend
 
 BACKENDS = _backend.available()
 

@@ -10,10 +10,9 @@ import sys
 import pytest
 
 import wsframe
-from wsframe import _backend
+from wsframe.protocol import backend as _backend
 
 BACKENDS = _backend.available()
-SRC = str(pathlib.Path(__file__).resolve().parents[1] / "src")
 
 
 def test_compiled_backend_loaded_when_expected() -> None:
@@ -48,7 +47,6 @@ def test_unknown_backend_name_rejected() -> None:
 def _subprocess_backend(**env_overrides: str) -> str:
     env = dict(os.environ)
     env.pop("WSFRAME_NO_EXTENSIONS", None)
-    env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
     env.update(env_overrides)
     out = subprocess.run(
         [sys.executable, "-c", "import wsframe; print(wsframe.BACKEND)"],
@@ -82,10 +80,10 @@ def test_backend_exposes_every_name(backend) -> None:
 
 def test_backends_come_from_the_right_modules(backend) -> None:
     if backend.name == "cython":
-        assert backend.FrameReader.__module__ == "wsframe._frames_c"
+        assert backend.FrameReader.__module__ == "wsframe.protocol.frames_c"
         assert backend.MASK_IMPL in ("avx2", "sse2", "neon", "scalar")
     else:
-        assert backend.FrameReader.__module__ == "wsframe._frames"
+        assert backend.FrameReader.__module__ == "wsframe.protocol.frames"
         assert backend.MASK_IMPL == "python"
 
 
@@ -96,3 +94,18 @@ def test_package_exports_the_active_backend() -> None:
             assert getattr(wsframe, name) is getattr(active, name)
     for name in ("FrameReader", "parse_header", "encode_frame", "mask", "Utf8Validator", "validate_utf8"):
         assert getattr(wsframe, name) is getattr(active, name)
+
+
+def test_constants_pxd_matches_constants_py() -> None:
+    """The compiled backend cimports constants.pxd: every value there is the one constants.py says."""
+    import re
+
+    from wsframe.protocol import constants
+
+    pxd = pathlib.Path(constants.__file__).with_suffix(".pxd")
+    if not pxd.exists():
+        pytest.skip("constants.pxd is not installed (a pure wheel)")
+    declared = dict(re.findall(r"^\s+([A-Z0-9_]+) = (0x[0-9A-Fa-f]+|\d+)\s*$", pxd.read_text(), re.M))
+    assert declared, "no constants found in constants.pxd"
+    for name, value in declared.items():
+        assert getattr(constants, name) == int(value, 0), name

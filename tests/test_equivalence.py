@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wsframe import _backend
-from wsframe.errors import ProtocolError
+from wsframe.protocol import backend as _backend
+from wsframe.protocol.errors import ProtocolError
 from frames_by_hand import decodes_as_utf8, raw_frame
 
 if "cython" not in _backend.available():

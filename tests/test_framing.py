@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from wsframe.errors import ProtocolError
+from wsframe.protocol.errors import ProtocolError
 from frames_by_hand import naive_mask, raw_frame
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA

@@ -8,19 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-try:
-    from wsframe import handshake as hs
-except Exception:  # the package __init__ may not be importable yet: load the file itself
-    import importlib.util
-    import pathlib
-    import sys
-
-    _path = pathlib.Path(__file__).resolve().parents[1] / "src" / "wsframe" / "handshake.py"
-    _spec = importlib.util.spec_from_file_location("_wsframe_handshake", _path)
-    assert _spec is not None and _spec.loader is not None
-    hs = importlib.util.module_from_spec(_spec)
-    sys.modules[_spec.name] = hs
-    _spec.loader.exec_module(hs)
+from wsframe.protocol import handshake as hs
 
 HandshakeError = hs.HandshakeError
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wsframe.errors import ProtocolError
+from wsframe.protocol.errors import ProtocolError
 from frames_by_hand import decodes_as_utf8, naive_mask
 
 KEYS = [b"\x37\xfa\x21\x3d", b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\x01\x02\x03\x04", b"\x80\x00\x00\x01"]
@@ -172,7 +172,7 @@ def test_mask_inplace_read_only(backend, buf) -> None:
 
 
 def test_mask_inplace_read_only_raises_same_type_in_both_backends() -> None:
-    from wsframe import _backend
+    from wsframe.protocol import backend as _backend
 
     kinds = set()
     for name in _backend.available():

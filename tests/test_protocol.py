@@ -21,8 +21,8 @@ from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
 import pytest
 from frames_by_hand import naive_mask, raw_frame
 
-from wsframe import handshake as hs
-from wsframe.connection import (
+from wsframe.protocol import handshake as hs
+from wsframe.protocol.connection import (
     DEFAULT_MAX_MESSAGE_SIZE,
     ClientConnection,
     Connection,
@@ -30,8 +30,8 @@ from wsframe.connection import (
     State,
     is_valid_close_code,
 )
-from wsframe.errors import InvalidState
-from wsframe.events import (
+from wsframe.protocol.errors import InvalidState
+from wsframe.protocol.events import (
     Accepted,
     BinaryMessage,
     CloseReceived,
@@ -795,7 +795,7 @@ def test_client_frames_masked_with_fresh_keys(backend) -> None:
 
 def test_client_mask_keys_drawn_from_the_os_in_bulk(backend, monkeypatch) -> None:
     """Keys come from os.urandom (a CSPRNG), many at a time: not one system call per frame."""
-    import wsframe.connection as connection_module
+    import wsframe.protocol.connection as connection_module
 
     calls = []
 

@@ -20,10 +20,10 @@ from frames_by_hand import naive_mask, raw_frame
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from wsframe import _backend
-from wsframe import handshake as hs
-from wsframe.connection import ClientConnection, Connection, ServerConnection, State, is_valid_close_code
-from wsframe.events import (
+from wsframe.protocol import backend as _backend
+from wsframe.protocol import handshake as hs
+from wsframe.protocol.connection import ClientConnection, Connection, ServerConnection, State, is_valid_close_code
+from wsframe.protocol.events import (
     Accepted,
     BinaryMessage,
     CloseReceived,

@@ -18,9 +18,9 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedError  # noq
 from websockets.sync.client import connect  # noqa: E402
 from websockets.sync.server import serve  # noqa: E402
 
-from wsframe import _backend  # noqa: E402
-from wsframe.connection import ClientConnection, ServerConnection, State  # noqa: E402
-from wsframe.events import (  # noqa: E402
+from wsframe.protocol import backend as _backend  # noqa: E402
+from wsframe.protocol.connection import ClientConnection, ServerConnection, State  # noqa: E402
+from wsframe.protocol.events import (  # noqa: E402
     Accepted,
     BinaryMessage,
     CloseReceived,

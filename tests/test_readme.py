@@ -20,7 +20,7 @@ def _blocks() -> list[str]:
 def _run(code: str, monkeypatch: pytest.MonkeyPatch, backend) -> dict:
     # The examples use the package's top-level names: point them at this backend.
     import wsframe
-    from wsframe import _backend
+    from wsframe.protocol import backend as _backend
 
     monkeypatch.setattr(_backend, "active", backend)  # connections built without backend= use it
     for name in ("encode_frame", "FrameReader", "mask", "validate_utf8"):

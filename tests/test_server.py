@@ -32,11 +32,11 @@ from websockets.exceptions import ConnectionClosed as WSClosed
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from wsframe import handshake as hs
-from wsframe.connection import ClientConnection
-from wsframe.events import Accepted, CloseReceived, Closed, Ping, TextMessage
-from wsframe.errors import ConnectionClosed
-from wsframe.server import CLOSE_SLOW_CONSUMER, EventHandler, Server, WebSocket, serve, upgrade
+from wsframe.protocol import handshake as hs
+from wsframe.protocol.connection import ClientConnection
+from wsframe.protocol.events import Accepted, CloseReceived, Closed, Ping, TextMessage
+from wsframe.protocol.errors import ConnectionClosed
+from wsframe.sync.server import CLOSE_SLOW_CONSUMER, EventHandler, Server, WebSocket, serve, upgrade
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
@@ -557,7 +557,7 @@ def test_handler_exception_closes_with_1011_and_server_goes_on(backend: Any, cap
                 raise ValueError("boom")
             ws.send(message)
 
-    caplog.set_level(logging.INFO, logger="wsframe.server")
+    caplog.set_level(logging.INFO, logger="wsframe.sync.server")
     with running(handler, backend) as server:
         with client(server) as ws:
             ws.send("boom")
@@ -711,7 +711,7 @@ def test_upgrade_from_http_server_on_the_same_port(backend: Any) -> None:
 
 
 def test_cli_serves_page_and_echo_and_stops_on_sigterm(backend: Any) -> None:
-    env = dict(os.environ, PYTHONPATH=str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ)  # the installed wsframe, however it was installed (never src/ directly)
     process = subprocess.Popen(
         [sys.executable, "-m", "wsframe", "serve", "--port", "0", "--backend", backend.name, "--log-level", "warning"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,

@@ -1,6 +1,6 @@
 """A real browser against the demo server: Debian's Chromium, headless, driven by Playwright.
 
-The server is the CLI's (``wsframe.__main__.build_server``): the demo page at
+The server is the CLI's (``wsframe.cli.build_server``): the demo page at
 ``/`` and the WebSocket on the same port. Skipped cleanly when Playwright or
 /usr/bin/chromium is missing; no browser is ever downloaded.
 """
@@ -13,8 +13,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from wsframe.__main__ import build_server
-from wsframe.server import Server
+from wsframe.cli import build_server
+from wsframe.sync.server import Server
 
 pytestmark = pytest.mark.browser
 

@@ -84,7 +84,7 @@ if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 else
     (cd "$ROOT" && tar --exclude=build --exclude=dist --exclude='*.so' --exclude='*.pyd' \
         --exclude=__pycache__ --exclude='*.egg-info' --exclude=.git -cf - .) | tar -xf - -C "$SRC"
-    rm -f "$SRC"/src/wsframe/_kernels.c "$SRC"/src/wsframe/_frames.c
+    rm -f "$SRC"/src/wsframe/protocol/kernels_c.c "$SRC"/src/wsframe/protocol/frames.c
 fi
 ok "$(find "$SRC" -type f | wc -l) files copied to $SRC"
 
@@ -103,13 +103,13 @@ while IFS= read -r f; do
         missing=1
     fi
 done < <(cd "$SRC" && find src csrc tests -type f ! -path '*/__pycache__/*' \
-            | grep -vE '^src/wsframe/_(kernels|frames)\.c$|\.(so|pyd|pyc|html)$|\.egg-info/' | sort; \
+            | grep -vE '^src/wsframe/protocol/(kernels_c|frames)\.c$|\.(so|pyd|pyc|html)$|\.egg-info/' | sort; \
          echo pyproject.toml; echo setup.py; echo MANIFEST.in)
 [[ $missing == 0 ]] || fail "the sdist is incomplete (see MANIFEST.in)"
 ok "every file of src/, csrc/ and tests/ (.py, .pyx, .pxd, .c, .h, data) is in the sdist"
-stray=$(grep -E '\.(so|pyd|pyc|o)$|^src/wsframe/_(kernels|frames)\.c$|^build/' "$WORK/sdist.txt" || true)
+stray=$(grep -E '\.(so|pyd|pyc|o)$|^src/wsframe/protocol/(kernels_c|frames)\.c$|^build/' "$WORK/sdist.txt" || true)
 [[ -z "$stray" ]] || fail "stray build products in the sdist: $stray"
-ok "no .so/.pyd/.pyc, no generated _kernels.c/_frames.c, no build/"
+ok "no .so/.pyd/.pyc, no generated kernels_c.c/frames.c, no build/"
 if grep -qxF README.md "$WORK/sdist.txt"; then
     ok "README.md present"
 else
@@ -140,8 +140,8 @@ ok "tag $TAG: $(basename "$REPAIRED") ($(size "$REPAIRED"))"
 
 step "wheel contents"
 unzip -Z1 "$REPAIRED" > "$WORK/wheel.txt"
-for mod in _kernels _frames_c; do
-    grep -qE "^wsframe/${mod}\.cpython-[^/]*\.so$" "$WORK/wheel.txt" || fail "no compiled wsframe/${mod}*.so in the wheel"
+for mod in kernels_c frames_c; do
+    grep -qE "^wsframe/protocol/${mod}\.cpython-[^/]*\.so$" "$WORK/wheel.txt" || fail "no compiled wsframe/protocol/${mod}*.so in the wheel"
 done
 ok "compiled modules: $(grep -E '\.so$' "$WORK/wheel.txt" | tr '\n' ' ')"
 stray=$(grep -E '\.(c|h|o|pyc)$|(^|/)tests/' "$WORK/wheel.txt" || true)
@@ -184,14 +184,14 @@ backend=$(WSFRAME_NO_EXTENSIONS=1 "$VENV/bin/python" -c "import wsframe; print(w
     || fail "import wsframe failed with WSFRAME_NO_EXTENSIONS=1"
 [[ "$backend" == python ]] || fail "with WSFRAME_NO_EXTENSIONS=1 wsframe.BACKEND == '$backend', expected 'python'"
 ok "WSFRAME_NO_EXTENSIONS=1: wsframe.BACKEND == 'python'"
-avail=$("$VENV/bin/python" -c "from wsframe import _backend; print(','.join(_backend.available()))") \
-    || fail "wsframe._backend.available() failed"
+avail=$("$VENV/bin/python" -c "from wsframe.protocol import backend as _backend; print(','.join(_backend.available()))") \
+    || fail "wsframe.protocol.backend.available() failed"
 [[ "$avail" == "cython,python" ]] || fail "backends available from the wheel: '$avail', expected 'cython,python'"
 ok "both backends importable from the installed wheel: $avail"
 
 site=$(dirname "$where")
-sos=$(find "$site" -maxdepth 1 -name '*.so' -printf '%f ')
-[[ "$sos" == *_kernels.*.so* && "$sos" == *_frames_c.*.so* ]] || fail "installed package lacks the .so files: $sos"
+sos=$(find "$site/protocol" -maxdepth 1 -name '*.so' -printf '%f ')
+[[ "$sos" == *kernels_c.*.so* && "$sos" == *frames_c.*.so* ]] || fail "installed package lacks the .so files: $sos"
 cs=$(find "$site" -name '*.c' -printf '%f ')
 [[ -z "$cs" ]] || fail "stray .c files installed: $cs"
 ok "installed package has $sos and no .c files"
@@ -226,7 +226,7 @@ grep -E "^ *wsframe: .*pure-Python backend only" "$WORK/nocc.log" | sort -u | se
 cd "$WORK"
 backend=$("$VENV_NC/bin/python" -c "import wsframe; print(wsframe.BACKEND)") || fail "import wsframe failed (no-compiler install)"
 [[ "$backend" == python ]] || fail "no-compiler install: wsframe.BACKEND == '$backend', expected 'python'"
-avail=$("$VENV_NC/bin/python" -c "from wsframe import _backend; print(','.join(_backend.available()))")
+avail=$("$VENV_NC/bin/python" -c "from wsframe.protocol import backend as _backend; print(','.join(_backend.available()))")
 [[ "$avail" == python ]] || fail "no-compiler install: backends '$avail', expected 'python'"
 ok "wsframe.BACKEND == 'python', available backends: $avail"
 

@@ -7,10 +7,12 @@ compiled when the extension is built, pure Python otherwise or when
 
 from __future__ import annotations
 
-from ._backend import BACKEND, active as _active
-from .connection import ClientConnection, Connection, ServerConnection, State
-from .errors import ConnectionClosed, InvalidState, ProtocolError, WebSocketError
-from .events import (
+from typing import TYPE_CHECKING, Any
+
+from .protocol.backend import BACKEND, active as _active
+from .protocol.connection import ClientConnection, Connection, ServerConnection, State
+from .protocol.errors import ConnectionClosed, InvalidState, ProtocolError, WebSocketError
+from .protocol.events import (
     Accepted,
     BinaryMessage,
     CloseReceived,
@@ -22,7 +24,7 @@ from .events import (
     Request,
     TextMessage,
 )
-from .handshake import HandshakeError
+from .protocol.handshake import HandshakeError
 
 __version__ = "0.1.0"
 
@@ -43,9 +45,14 @@ validate_utf8 = _active.validate_utf8
 _SERVER_NAMES = ("EventHandler", "Server", "WebSocket", "serve", "upgrade")
 
 
-def __getattr__(name: str):  # PEP 562
+if TYPE_CHECKING:
+    from .sync.connection import WebSocket
+    from .sync.server import EventHandler, Server, serve, upgrade
+
+
+def __getattr__(name: str) -> Any:  # PEP 562
     if name in _SERVER_NAMES:
-        from . import server
+        from .sync import server
 
         return getattr(server, name)
     raise AttributeError(f"module 'wsframe' has no attribute {name!r}")

@@ -31,7 +31,7 @@ import os
 from collections import deque
 from typing import Any, Deque, Iterable, Iterator, List, Optional, Sequence, Union
 
-from . import _backend
+from . import backend as _backend
 from . import handshake as hs
 from .errors import InvalidState
 from .events import (
@@ -53,7 +53,7 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE", "is_valid_close_code", "encode_message",
 ]
 
-from ._frames import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT  # noqa: E402
+from .constants import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT  # noqa: E402
 
 #: Default limit on a received message: protects a server, like websockets' 1 MiB.
 DEFAULT_MAX_MESSAGE_SIZE = 2**20

@@ -10,6 +10,7 @@ from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyBy
 from libc.stdint cimport uint8_t, uint32_t
 from libc.string cimport memcpy
 
+from .constants cimport CLOSE_INVALID_PAYLOAD
 from .errors import ProtocolError
 
 cdef extern from "wsf_mask.h":
@@ -277,7 +278,7 @@ cdef class Utf8Validator:
                 start = 0
             n = stop - start
             if self._state == WSF_UTF8_REJECT:
-                raise ProtocolError(1007, f"invalid UTF-8 at byte {self._offset}")
+                raise ProtocolError(CLOSE_INVALID_PAYLOAD, f"invalid UTF-8 at byte {self._offset}")
             if n <= 0:
                 return
             p = <const unsigned char *>buf.buf + start
@@ -290,15 +291,15 @@ cdef class Utf8Validator:
             PyBuffer_Release(&buf)
         if self._state == WSF_UTF8_REJECT:
             self._offset += <Py_ssize_t>good - self._pending
-            raise ProtocolError(1007, f"invalid UTF-8 at byte {self._offset}")
+            raise ProtocolError(CLOSE_INVALID_PAYLOAD, f"invalid UTF-8 at byte {self._offset}")
         self._offset += n
 
     cpdef void finish(self) except *:
         """Check that the text did not end in the middle of a sequence."""
         if self._state == WSF_UTF8_REJECT:
-            raise ProtocolError(1007, f"invalid UTF-8 at byte {self._offset}")
+            raise ProtocolError(CLOSE_INVALID_PAYLOAD, f"invalid UTF-8 at byte {self._offset}")
         if self._state != WSF_UTF8_ACCEPT:
-            raise ProtocolError(1007, f"incomplete UTF-8 sequence at byte {self._offset - self._pending}")
+            raise ProtocolError(CLOSE_INVALID_PAYLOAD, f"incomplete UTF-8 sequence at byte {self._offset - self._pending}")
 
     @property
     def complete(self) -> bool:

@@ -2,7 +2,7 @@
 
 Quick start::
 
-    from wsframe.server import serve
+    from wsframe import serve
 
     def echo(ws):
         for message in ws:          # str for text, bytes for binary
@@ -75,14 +75,14 @@ import time
 from time import monotonic
 from typing import Any, Callable, Iterable, Optional, Set, Tuple, Union
 
-from . import _backend
-from . import handshake as hs
-from ._maintenance import Maintenance, shared
-from ._websocket import CLOSE_SLOW_CONSUMER, Config, Data, WebSocket
-from ._opening import new_server_connection
-from .connection import encode_message
-from .events import Rejected
-from .errors import ConnectionClosed
+from ..protocol import backend as _backend
+from ..protocol import handshake as hs
+from .maintenance import Maintenance, shared
+from .connection import CLOSE_SLOW_CONSUMER, Config, Data, WebSocket
+from .opening import new_server_connection
+from ..protocol.connection import encode_message
+from ..protocol.events import Rejected
+from ..protocol.errors import ConnectionClosed
 
 __all__ = [
     "serve", "Server", "WebSocket", "EventHandler", "upgrade", "Config", "CLOSE_SLOW_CONSUMER",
@@ -558,7 +558,7 @@ def upgrade(request_handler: Any, **options: Any) -> WebSocket:
     A runnable example (``python example.py``, then open ws://127.0.0.1:8000/ws)::
 
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        from wsframe.server import upgrade
+        from wsframe import upgrade
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):

@@ -13,11 +13,11 @@ import ssl
 from time import monotonic
 from typing import List
 
-from . import handshake as hs
-from ._config import Config
-from ._maintenance import Maintenance
-from .connection import Connection, ServerConnection
-from .events import Request
+from ..protocol import handshake as hs
+from ..options import Config
+from .maintenance import Maintenance
+from ..protocol.connection import Connection, ServerConnection
+from ..protocol.events import Request
 
 __all__: List[str] = []
 

@@ -38,15 +38,15 @@ from collections import deque
 from time import monotonic
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
-from . import handshake as hs
-from ._config import Config
-from ._maintenance import Maintenance, Timer
-from ._opening import _Opening
-from ._timers import _Timers
-from ._transport import _DONTWAIT, _HOLD_MAX, _READ_MAX, _Transport
-from .connection import Connection, State
-from .errors import ConnectionClosed, InvalidState
-from .events import BinaryMessage, Closed, Pong, TextMessage
+from ..protocol import handshake as hs
+from ..options import Config
+from .maintenance import Maintenance, Timer
+from .opening import _Opening
+from .timers import _Timers
+from .transport import _DONTWAIT, _HOLD_MAX, _READ_MAX, _Transport
+from ..protocol.connection import Connection, State
+from ..protocol.errors import ConnectionClosed, InvalidState
+from ..protocol.events import BinaryMessage, Closed, Pong, TextMessage
 
 __all__ = ["WebSocket", "Config", "Data"]
 

@@ -27,9 +27,9 @@ NO_EXTENSIONS = os.environ.get("WSFRAME_NO_EXTENSIONS", "").strip().lower() not 
 def load(name: str) -> SimpleNamespace:
     """Return the ``"cython"`` or ``"python"`` backend; ImportError if it is not built."""
     if name == "cython":
-        from . import _frames_c as frames, _kernels as kernels
+        from . import frames_c as frames, kernels_c as kernels
     elif name == "python":
-        from . import _frames as frames, _kernels_py as kernels
+        from . import frames as frames, kernels_py as kernels
     else:
         raise ValueError(f"unknown backend {name!r}")
     ns = SimpleNamespace(name=name)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import ssl
 from typing import Any, Callable, Iterable, Optional, Sequence
 
-from . import handshake as hs
-from .connection import DEFAULT_MAX_MESSAGE_SIZE
+from .protocol import handshake as hs
+from .protocol.connection import DEFAULT_MAX_MESSAGE_SIZE
 
 __all__ = ["Config"]
 
@@ -63,7 +63,7 @@ class Config:
         if isinstance(subprotocols, str):
             raise TypeError("subprotocols must be a sequence of str, not a str")
         if backend is not None:
-            from . import _backend
+            from .protocol import backend as _backend
 
             _backend.load(backend)  # fail now (ImportError/ValueError), not per connection
         self.max_message_size = max_message_size

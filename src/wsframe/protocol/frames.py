@@ -20,24 +20,20 @@ except ImportError:  # Cython is only needed to build; compiled, this branch is 
 
 from .errors import ProtocolError
 
-if not cython.compiled:  # compiled, the .pxd cimports the C kernels instead
-    from ._kernels_py import Utf8Validator, append_unmasked, build_frame, unmask_slice, write_frame
-
-# Opcodes (RFC 6455 section 5.2).
-OP_CONTINUATION = 0x0
-OP_TEXT = 0x1
-OP_BINARY = 0x2
-OP_CLOSE = 0x8
-OP_PING = 0x9
-OP_PONG = 0xA
-
-# Close codes a framing error fails the connection with.
-CLOSE_PROTOCOL_ERROR = 1002
-CLOSE_INVALID_PAYLOAD = 1007
-CLOSE_TOO_BIG = 1009
-
-MAX_CONTROL_PAYLOAD = 125
-RSV1 = 0x4  # RSV bits as the 3-bit field (RSV1 RSV2 RSV3), RSV1 is permessage-deflate's
+if not cython.compiled:  # compiled, the .pxd cimports the constants and the C kernels instead
+    from .constants import (
+        CLOSE_PROTOCOL_ERROR,
+        CLOSE_TOO_BIG,
+        MAX_CONTROL_PAYLOAD,
+        OP_BINARY,
+        OP_CLOSE,
+        OP_CONTINUATION,
+        OP_PING,
+        OP_PONG,
+        OP_TEXT,
+        RSV1,
+    )
+    from .kernels_py import Utf8Validator, append_unmasked, build_frame, unmask_slice, write_frame
 
 # FrameReader states.
 _HEADER = 0  # between frames (maybe with a partial header in the tail buffer)

@@ -3,11 +3,9 @@
 cimport cython
 from libc.stdint cimport uint32_t
 
-from ._kernels cimport Utf8Validator, append_unmasked, build_frame, unmask_slice, write_frame
-
-cdef int OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG
-cdef int CLOSE_PROTOCOL_ERROR, CLOSE_INVALID_PAYLOAD, CLOSE_TOO_BIG
-cdef int MAX_CONTROL_PAYLOAD, RSV1
+from .constants cimport (CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG, MAX_CONTROL_PAYLOAD, OP_BINARY, OP_CLOSE,
+                        OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, RSV1)
+from .kernels_c cimport Utf8Validator, append_unmasked, build_frame, unmask_slice, write_frame
 cdef int _HEADER, _PAYLOAD
 
 

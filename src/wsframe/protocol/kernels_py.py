@@ -10,6 +10,7 @@ import codecs
 import struct
 from typing import Any
 
+from .constants import CLOSE_INVALID_PAYLOAD
 from .errors import ProtocolError
 
 MASK_IMPL = "python"
@@ -167,7 +168,7 @@ class Utf8Validator:
     def feed(self, data: Any, start: int = 0, stop: int = -1) -> None:
         """Validate ``data[start:stop]`` as the next piece of the text."""
         if self._failed:
-            raise ProtocolError(1007, f"invalid UTF-8 at byte {self._offset}")
+            raise ProtocolError(CLOSE_INVALID_PAYLOAD, f"invalid UTF-8 at byte {self._offset}")
         data = _byte_view(data)
         size = len(data)
         if stop < 0 or stop > size:
@@ -193,15 +194,15 @@ class Utf8Validator:
     def _fail(self, offset: int) -> None:
         self._failed = True
         self._offset = offset
-        raise ProtocolError(1007, f"invalid UTF-8 at byte {offset}")
+        raise ProtocolError(CLOSE_INVALID_PAYLOAD, f"invalid UTF-8 at byte {offset}")
 
     def finish(self) -> None:
         """Check that the text did not end in the middle of a sequence."""
         if self._failed:
-            raise ProtocolError(1007, f"invalid UTF-8 at byte {self._offset}")
+            raise ProtocolError(CLOSE_INVALID_PAYLOAD, f"invalid UTF-8 at byte {self._offset}")
         held = len(self._decoder.getstate()[0])
         if held:
-            raise ProtocolError(1007, f"incomplete UTF-8 sequence at byte {self._offset - held}")
+            raise ProtocolError(CLOSE_INVALID_PAYLOAD, f"incomplete UTF-8 sequence at byte {self._offset - held}")
 
     @property
     def complete(self) -> bool:

@@ -12,8 +12,8 @@ import logging
 from time import monotonic
 from typing import List
 
-from ._transport import _DONTWAIT
-from .connection import State
+from .transport import _DONTWAIT
+from ..protocol.connection import State
 
 __all__: List[str] = []
 
