@@ -36,7 +36,8 @@ from wsframe.protocol import handshake as hs
 from wsframe.protocol.connection import ClientConnection
 from wsframe.protocol.events import Accepted, CloseReceived, Closed, Ping, TextMessage
 from wsframe.protocol.errors import ConnectionClosed
-from wsframe.sync.server import CLOSE_SLOW_CONSUMER, EventHandler, Server, WebSocket, serve, upgrade
+from wsframe import EventHandler, Server, WebSocket, serve, upgrade
+from wsframe.sync.connection import CLOSE_SLOW_CONSUMER
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
@@ -441,8 +442,8 @@ def test_write_batching_keeps_order_and_can_be_turned_off(backend: Any, batch: b
 # -- timeouts ----------------------------------------------------------------------------
 
 
-def test_handshake_timeout_closes_a_slowloris(backend: Any) -> None:
-    with running(echo, backend, handshake_timeout=0.5) as server:
+def test_open_timeout_closes_a_slowloris(backend: Any) -> None:
+    with running(echo, backend, open_timeout=0.5) as server:
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
             start = time.monotonic()
             sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgr")
@@ -625,7 +626,7 @@ def test_tls_wss(backend: Any, certificate: Any) -> None:
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert, key)
     client_context = ssl.create_default_context(cafile=str(cert))
-    with running(echo, backend, ssl_context=server_context) as server:
+    with running(echo, backend, ssl=server_context) as server:
         with connect(ws_url(server, scheme="wss"), ssl=client_context, open_timeout=5, close_timeout=2) as ws:
             for message in ["secret", os.urandom(300_000), ""]:
                 ws.send(message)

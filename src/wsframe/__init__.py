@@ -42,12 +42,14 @@ validate_utf8 = _active.validate_utf8
 
 # The threaded server is imported on first use: sans-I/O users never load
 # socketserver, ssl or selectors.
-_SERVER_NAMES = ("EventHandler", "Server", "WebSocket", "serve", "upgrade")
+_SERVER_NAMES = ("EventHandler", "Server", "WebSocket", "serve")
 
 
 if TYPE_CHECKING:
+    from .integrations.http_server import upgrade
+    from .options import Accept, Options, Refuse
     from .sync.connection import WebSocket
-    from .sync.server import EventHandler, Server, serve, upgrade
+    from .sync.server import EventHandler, Server, serve
 
 
 def __getattr__(name: str) -> Any:  # PEP 562
@@ -55,10 +57,21 @@ def __getattr__(name: str) -> Any:  # PEP 562
         from .sync import server
 
         return getattr(server, name)
+    if name == "upgrade":
+        from .integrations import http_server
+
+        return http_server.upgrade
+    if name in ("Options", "Accept", "Refuse"):
+        from . import options
+
+        return getattr(options, name)
     raise AttributeError(f"module 'wsframe' has no attribute {name!r}")
 
 
 __all__ = [
+    "Accept",
+    "Options",
+    "Refuse",
     "EventHandler",
     "Server",
     "WebSocket",

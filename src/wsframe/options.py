@@ -1,86 +1,160 @@
-"""Server options: the limits, timeouts and hooks that every connection of a server shares.
+"""Options: the limits, timeouts and hooks of a connection, as one typed, frozen value.
 
-A plain value object, checked once at construction, so that connections and
-the server read their settings from one place and never validate them again.
+Every driver (the threaded server, and later the client and other drivers)
+reads its settings from an :class:`Options`, checked once when it is made:
+a wrong type or an out-of-range value is a ``TypeError``/``ValueError`` at
+``serve()`` time, never a traceback per connection. The list below is the
+only place an option is written: ``Server``'s docstring, the README table
+and the command line are checked against it (``tests/test_options.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
-from typing import Any, Callable, Iterable, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple, Union
 
 from .protocol import handshake as hs
 from .protocol.connection import DEFAULT_MAX_MESSAGE_SIZE
 
-__all__ = ["Config"]
+__all__ = ["Options", "Accept", "Refuse", "HTTPAnswer", "option_docs"]
+
+#: What ``process_request`` returns to answer a plain HTTP request: ``(status, headers, body)``.
+HTTPAnswer = Tuple[int, Union[Iterable[Tuple[str, str]], Dict[str, str]], Union[str, bytes]]
 
 
-class Config:
-    """Limits, timeouts and hooks shared by every connection of a server.
+@dataclass(frozen=True)
+class Accept:
+    """``process_upgrade``'s answer: accept the upgrade, adding ``headers`` to the 101 response."""
 
-    Times are in seconds; ``None`` disables a timeout (or keepalive).
-    """
+    headers: Sequence[Tuple[str, str]] = ()
 
-    __slots__ = (
-        "max_message_size", "max_connections", "handshake_timeout", "ping_interval", "ping_timeout",
-        "close_timeout", "write_limit", "send_timeout", "ssl_context", "origins", "subprotocols",
-        "backend", "process_request", "max_request_line", "max_request_headers", "max_request_size",
-        "thread_stack_size", "batch_writes",
-    )
 
-    def __init__(
-        self,
-        *,
-        max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
-        max_connections: Optional[int] = 1024,
-        handshake_timeout: Optional[float] = 10.0,
-        ping_interval: Optional[float] = 20.0,
-        ping_timeout: Optional[float] = 20.0,
-        close_timeout: Optional[float] = 10.0,
-        write_limit: int = 256 * 1024,
-        send_timeout: Optional[float] = 10.0,
-        ssl_context: Optional[ssl.SSLContext] = None,
-        origins: Optional[Iterable[Optional[str]]] = None,
-        subprotocols: Sequence[str] = (),
-        backend: Optional[str] = None,
-        process_request: Optional[Callable[[hs.Request], Any]] = None,
-        max_request_line: int = 8190,
-        max_request_headers: int = 128,
-        max_request_size: int = 65536,
-        thread_stack_size: Optional[int] = 512 * 1024,
-        batch_writes: bool = True,
-    ) -> None:
-        for name, value in (
-            ("handshake_timeout", handshake_timeout), ("ping_interval", ping_interval),
-            ("ping_timeout", ping_timeout), ("close_timeout", close_timeout), ("send_timeout", send_timeout),
-        ):
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be positive or None")
-        if write_limit < 0:
-            raise ValueError("write_limit must be >= 0")
-        if max_connections is not None and max_connections < 1:
-            raise ValueError("max_connections must be >= 1 or None")
-        if isinstance(subprotocols, str):
-            raise TypeError("subprotocols must be a sequence of str, not a str")
-        if backend is not None:
+@dataclass(frozen=True)
+class Refuse:
+    """``process_upgrade``'s answer: refuse the upgrade with this HTTP response (401, 403, 302 ...)."""
+
+    status: int
+    headers: Sequence[Tuple[str, str]] = ()
+    body: Union[str, bytes] = b""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.status, int) or not 200 <= self.status <= 599 or self.status == 101:
+            raise ValueError(f"Refuse needs an HTTP status from 200 to 599, not {self.status!r}")
+
+
+UpgradeHook = Callable[[hs.Request], Union[Accept, Refuse, None]]
+SubprotocolHook = Callable[[hs.Request, Sequence[str]], Optional[str]]
+RequestHook = Callable[[hs.Request], Optional[HTTPAnswer]]
+
+
+def _doc(text: str, *, cli: Optional[str] = None) -> Dict[str, Any]:
+    return {"doc": text, "cli": cli}
+
+
+_TIMES = ("open_timeout", "ping_interval", "ping_timeout", "close_timeout", "send_timeout")
+_SIZES = ("max_message_size", "max_fragments", "write_limit", "max_request_line", "max_request_headers",
+          "max_request_size")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Limits, timeouts and hooks of a connection. Times in seconds; ``None`` disables a limit or timer."""
+
+    max_message_size: Optional[int] = field(default=DEFAULT_MAX_MESSAGE_SIZE, metadata=_doc(
+        "largest message accepted, in bytes; a bigger one closes the connection with 1009", cli="--max-size"))
+    max_fragments: Optional[int] = field(default=128 * 1024, metadata=_doc(
+        "most frames in one message; more closes the connection with 1009"))
+    open_timeout: Optional[float] = field(default=10.0, metadata=_doc(
+        "time for TLS and the HTTP upgrade to complete (slowloris protection)"))
+    ping_interval: Optional[float] = field(default=20.0, metadata=_doc(
+        "keepalive: ping a peer that has been silent this long", cli="--ping-interval"))
+    ping_timeout: Optional[float] = field(default=20.0, metadata=_doc(
+        "keepalive: close with 1011 when nothing arrives this long after a ping"))
+    close_timeout: Optional[float] = field(default=10.0, metadata=_doc(
+        "time the peer has to answer a close frame before TCP is cut"))
+    write_limit: int = field(default=256 * 1024, metadata=_doc(
+        "outgoing buffer high-water mark, in bytes: above it send() waits and the connection stops reading"))
+    send_timeout: Optional[float] = field(default=10.0, metadata=_doc(
+        "how long send() waits above write_limit (and reading stays stopped) before dropping the peer with 1008"))
+    ssl: Optional[ssl.SSLContext] = field(default=None, metadata=_doc(
+        "an ssl.SSLContext with the certificate loaded, for wss://", cli="--certfile"))
+    origins: Optional[Sequence[Optional[str]]] = field(default=None, metadata=_doc(
+        "server: allowed Origin values (None: any; include None to admit clients sending none)"))
+    subprotocols: Sequence[str] = field(default=(), metadata=_doc(
+        "server: the subprotocols it speaks, in preference order"))
+    select_subprotocol: Optional[SubprotocolHook] = field(default=None, metadata=_doc(
+        "server: select_subprotocol(request, offered) -> str | None, instead of the first match in subprotocols"))
+    process_upgrade: Optional[UpgradeHook] = field(default=None, metadata=_doc(
+        "server: process_upgrade(request) -> None | Accept(headers) | Refuse(status, headers, body), "
+        "for every valid upgrade request"))
+    process_request: Optional[RequestHook] = field(default=None, metadata=_doc(
+        "server: process_request(request) -> None | (status, headers, body) for plain HTTP requests "
+        "(None: 426 Upgrade Required)"))
+    max_connections: Optional[int] = field(default=1024, metadata=_doc(
+        "server: connections at once, handshaking or open; more get HTTP 503", cli="--max-connections"))
+    max_request_line: int = field(default=8190, metadata=_doc("server: longest request line (431 beyond)"))
+    max_request_headers: int = field(default=128, metadata=_doc("server: most request header fields (431 beyond)"))
+    max_request_size: int = field(default=65536, metadata=_doc("server: largest request head in bytes (431 beyond)"))
+    batch_writes: bool = field(default=True, metadata=_doc(
+        "write replies to messages already received in one system call"))
+    backend: Optional[str] = field(default=None, metadata=_doc(
+        "framing backend: 'cython', 'python', or None for the active one", cli="--backend"))
+
+    def __post_init__(self) -> None:
+        for name in _TIMES:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__}")
+            if not value > 0:  # also refuses NaN
+                raise ValueError(f"{name} must be positive or None, not {value!r}")
+        for name in _SIZES:
+            value = getattr(self, name)
+            if value is None and name in ("max_message_size", "max_fragments"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, not {value}")
+        if self.max_connections is not None:
+            if isinstance(self.max_connections, bool) or not isinstance(self.max_connections, int):
+                raise TypeError("max_connections must be an int or None")
+            if self.max_connections < 1:
+                raise ValueError("max_connections must be >= 1 or None")
+        if self.ssl is not None and not isinstance(self.ssl, ssl.SSLContext):
+            raise TypeError(f"ssl must be an ssl.SSLContext, not {type(self.ssl).__name__}")
+        if isinstance(self.subprotocols, str) or not all(isinstance(p, str) for p in self.subprotocols):
+            raise TypeError("subprotocols must be a sequence of str")
+        object.__setattr__(self, "subprotocols", tuple(self.subprotocols))
+        if self.origins is not None:
+            if isinstance(self.origins, str) or not all(o is None or isinstance(o, str) for o in self.origins):
+                raise TypeError("origins must be a sequence of str (or None entries), or None")
+            object.__setattr__(self, "origins", tuple(self.origins))
+        for name in ("select_subprotocol", "process_upgrade", "process_request"):
+            hook = getattr(self, name)
+            if hook is not None and not callable(hook):
+                raise TypeError(f"{name} must be callable or None")
+        if not isinstance(self.batch_writes, bool):
+            raise TypeError("batch_writes must be a bool")
+        if self.backend is not None:
             from .protocol import backend as _backend
 
-            _backend.load(backend)  # fail now (ImportError/ValueError), not per connection
-        self.max_message_size = max_message_size
-        self.max_connections = max_connections
-        self.handshake_timeout = handshake_timeout
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.close_timeout = close_timeout
-        self.write_limit = write_limit
-        self.send_timeout = send_timeout
-        self.ssl_context = ssl_context
-        self.origins = None if origins is None else list(origins)
-        self.subprotocols = list(subprotocols)
-        self.backend = backend
-        self.process_request = process_request
-        self.max_request_line = max_request_line
-        self.max_request_headers = max_request_headers
-        self.max_request_size = max_request_size
-        self.thread_stack_size = thread_stack_size
-        self.batch_writes = batch_writes
+            _backend.load(self.backend)  # fail now (ImportError/ValueError), not per connection
+
+    @classmethod
+    def of(cls, options: Dict[str, Any]) -> "Options":
+        """Options from keyword arguments; an unknown name is a TypeError that lists the known ones."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f"unknown option(s) {', '.join(unknown)}; the options are: {', '.join(sorted(known))}")
+        return cls(**options)
+
+
+def option_docs() -> Iterable[Tuple[str, Any, str, Optional[str]]]:
+    """``(name, default, description, CLI flag)`` of every option, in declaration order."""
+    for f in dataclasses.fields(Options):
+        yield f.name, f.default, f.metadata["doc"], f.metadata["cli"]

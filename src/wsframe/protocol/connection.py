@@ -213,6 +213,15 @@ class Connection:
         """
         return self.state is State.CLOSED and (not self.client or self._eof or self._failed)
 
+    @property
+    def has_pending_input(self) -> bool:
+        """True while received bytes or frames wait to be turned into events by :meth:`events`.
+
+        Drivers use it to tell whether more messages are already here (to
+        batch their replies) without taking the next event.
+        """
+        return bool(self._ready or self._frames or self._incoming)
+
     def _reader_for_open(self) -> Any:
         if self._reader is None:
             limit_msg = -1 if self.max_message_size is None else self.max_message_size

@@ -8,6 +8,6 @@ a ``transport`` (socket, TLS, bounded outgoing buffer) and ``timers``
 """
 
 from .connection import WebSocket
-from .server import EventHandler, Server, serve, upgrade
+from .server import EventHandler, Server, serve
 
-__all__ = ["WebSocket", "EventHandler", "Server", "serve", "upgrade"]
+__all__ = ["WebSocket", "EventHandler", "Server", "serve"]

@@ -1,29 +1,25 @@
-"""A WebSocket connection driven by blocking calls: the threaded server's per-connection object.
+"""A WebSocket connection used with blocking calls, either role: what handlers and clients hold.
 
-Threads and locks, in one place:
+It is composed of the sans-I/O :class:`~wsframe.protocol.Connection` (the
+protocol), a :class:`~.transport.Transport` (the socket, TLS, the bounded
+outgoing buffer) and :class:`~.timers.Timers` (keepalive, handshake and
+close deadlines), and adds threads and locks, in one place:
 
-* The socket is in blocking mode. The thread that calls :meth:`WebSocket.recv`
-  (normally the handler thread) reads it with ``recv_into`` into one reusable
-  buffer, holding ``_read_lock``; there is no reader thread per connection.
-* Everything else about the connection (the sans-I/O core, the outgoing
-  buffer, the flags) is guarded by ``_lock``, held only for non-blocking work:
-  feeding received bytes and sending (``send(..., MSG_DONTWAIT)``) never wait
-  under it. So ``send()`` is safe from any thread, and frames from different
-  threads never interleave.
-* When the socket cannot take more bytes, the rest waits in a bounded
-  outgoing buffer and the server-wide maintenance thread flushes it when the
-  socket becomes writable (see ``_maintenance``). ``send()`` blocks while the
-  buffer is over ``write_limit`` (backpressure); ``broadcast`` never blocks.
-* Timers (handshake, keepalive, close) run in the maintenance thread. To wake
-  a reader blocked in ``recv_into`` they call ``socket.shutdown()``, never
-  ``close()``: only the owner thread closes the file descriptor, at the end,
-  so a descriptor number is never reused under another thread's feet.
-
-The class is assembled from mixins, one job per module, sharing the state
-declared once in ``WebSocket.__slots__`` and the locks above: ``_transport``
-moves bytes (socket, TLS, outgoing buffer), ``_opening`` runs the opening
-handshake, ``_timers`` the keepalive and close timers. This module keeps the
-public API: messages in and out, backpressure, and how a connection ends.
+* The socket is read by the thread that calls :meth:`WebSocket.recv`
+  (normally the handler thread) holding ``_read_lock``; there is no reader
+  thread per connection. Timers read on a busy handler's behalf only when
+  that lock is free.
+* Everything else (the protocol state, the outgoing buffer, the flags) is
+  guarded by ``_lock``, held only for work that never waits: feeding
+  received bytes, sending without blocking. So :meth:`send` is safe from any
+  thread, and frames from different threads never interleave.
+* Events are taken from the protocol one message at a time, as the handler
+  asks for them: a protocol violation or a close frame that arrived behind a
+  message takes effect only after the handler got that message, so it can
+  answer it, and its answer goes out before the close frame.
+* Only the owner thread closes the file descriptor, at the end, under the
+  read lock: timers end a connection with ``socket.shutdown()``, which wakes
+  a blocked reader, so a descriptor number is never reused under a thread.
 """
 
 from __future__ import annotations
@@ -32,36 +28,42 @@ import itertools
 import logging
 import os
 import socket
-import ssl
 import threading
 from collections import deque
 from time import monotonic
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, Optional, Tuple, Union
 
+from ..options import Options
 from ..protocol import handshake as hs
-from ..options import Config
-from .maintenance import Maintenance, Timer
-from .opening import _Opening
-from .timers import _Timers
-from .transport import _DONTWAIT, _HOLD_MAX, _READ_MAX, _Transport
 from ..protocol.connection import Connection, State
+from ..protocol.constants import CLOSE_ABNORMAL, CLOSE_INTERNAL_ERROR, CLOSE_POLICY_VIOLATION
 from ..protocol.errors import ConnectionClosed, InvalidState
 from ..protocol.events import BinaryMessage, Closed, Pong, TextMessage
+from .maintenance import Maintenance
+from .timers import Timers
+from .transport import HOLD_MAX, Transport
 
-__all__ = ["WebSocket", "Config", "Data"]
+__all__ = ["WebSocket", "Data", "CLOSE_SLOW_CONSUMER"]
 
 logger = logging.getLogger("wsframe.server")
 
+#: A message: str for text, bytes for binary.
 Data = Union[str, bytes]
+Sendable = Union[str, bytes, bytearray, memoryview]
 
 _ids = itertools.count(1)
 
-#: Close code for a client dropped because it does not read fast enough.
-CLOSE_SLOW_CONSUMER = 1008
+#: Close code for a peer dropped because it does not read fast enough.
+CLOSE_SLOW_CONSUMER = CLOSE_POLICY_VIOLATION
 
 
-class WebSocket(_Opening, _Timers, _Transport):
-    """One WebSocket connection, used with blocking calls from its handler thread.
+def _backlog(conn: Connection) -> bool:
+    """True when the protocol holds received input not turned into events yet."""
+    return conn.has_pending_input
+
+
+class WebSocket:
+    """One WebSocket connection, used with blocking calls.
 
     ``for message in ws`` / :meth:`recv` read (str for text, bytes for
     binary); :meth:`send` writes from any thread. After the end,
@@ -70,67 +72,45 @@ class WebSocket(_Opening, _Timers, _Transport):
     """
 
     __slots__ = (
-        "id", "server", "remote_address", "request", "_sock", "_cfg", "_maint", "_conn",
-        "_lock", "_read_lock", "_cond", "_closed_event", "_messages", "_rbuf", "_rview",
-        "_out", "_buffered", "_writing", "_shut_after_flush", "_wr_shut", "_dead", "_ended",
-        "_local", "_sent_close", "_dropped", "_fragmenting", "_last_rx", "_rx_bytes", "_ka_mark",
-        "_ka_timer", "_close_timer", "_hs_timer", "_pings", "_tls", "_tls_in", "_tls_out",
-        "_poller", "_owns_fd", "_held", "_held_size", "_reader", "_flushing", "__weakref__",
+        "id", "remote_address", "request", "response", "_options", "_lock", "_read_lock", "_cond",
+        "_closed_event", "_messages", "_conn", "transport", "timers", "_ended", "_local", "_sent_close",
+        "_fragmenting", "_pings", "_reader", "__weakref__",
     )
 
     def __init__(
         self,
         sock: socket.socket,
-        config: Config,
+        options: Options,
         maintenance: Maintenance,
         remote_address: Any = None,
         *,
-        server: Any = None,
+        owns_socket: bool = True,
+        nonblocking: Optional[bool] = None,
     ) -> None:
         self.id = f"ws-{next(_ids)}"
-        #: The :class:`~wsframe.server.Server` this connection belongs to (None after ``upgrade()``).
-        self.server = server
         self.remote_address = remote_address
-        #: The opening handshake request (:class:`wsframe.handshake.Request`).
+        #: The opening handshake request: the client's (server side), ours (client side).
         self.request: Optional[hs.Request] = None
-        self._sock = sock
-        self._cfg = config
-        self._maint = maintenance
-        self._conn: Optional[Connection] = None
+        #: The server's 101 response (client side), or None.
+        self.response: Optional[hs.Response] = None
+        self._options = options
         self._lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._cond: Optional[threading.Condition] = None  # on _lock; made when someone first waits
         self._closed_event: Optional[threading.Event] = None
-        self._messages: Deque[Data] = deque()
-        self._rbuf: Optional[bytearray] = None
-        self._rview: Optional[memoryview] = None
-        self._out: Deque[Any] = deque()  # whole frames (the first maybe partly sent) not yet in the kernel
-        self._buffered = 0
-        self._writing = False  # registered with the maintenance thread for writability
-        self._shut_after_flush = False
-        self._wr_shut = False
-        self._dead = False  # transport shut down: nothing more goes out
+        self._messages: Deque[Data] = deque()  # read on the handler's behalf (timers, closing)
+        self._conn: Optional[Connection] = None
+        self.transport = Transport(
+            sock, maintenance, self._lock, write_limit=options.write_limit, on_lost=self._lost_locked,
+            on_progress=self._notify_locked, nonblocking=nonblocking, owns_socket=owns_socket, label=self.id,
+        )
+        self.timers = Timers(self, maintenance, self._lock, options)
         self._ended = False  # the Closed event was seen: nothing more comes in
         self._local: Optional[Tuple[int, str]] = None  # why we ended it, when we did (wins over 1006)
         self._sent_close: Optional[Tuple[int, str]] = None
-        self._dropped = False
         self._fragmenting: Optional[int] = None  # thread sending a fragmented message
-        self._last_rx = monotonic()
-        self._rx_bytes = 0
-        self._ka_mark = -1
-        self._ka_timer: Optional[Timer] = None
-        self._close_timer: Optional[Timer] = None
-        self._hs_timer: Optional[Timer] = None
         self._pings: Optional[Dict[bytes, threading.Event]] = None
-        self._tls: Optional[ssl.SSLObject] = None
-        self._tls_in: Optional[ssl.MemoryBIO] = None
-        self._tls_out: Optional[ssl.MemoryBIO] = None
-        self._poller: Any = None
-        self._owns_fd = True
-        self._held: List[bytes] = []  # frames the handler sent while more messages waited (batching)
-        self._held_size = 0
         self._reader = 0  # thread that last took a message from recv()
-        self._flushing = 0  # senders writing their backlog themselves (backpressure)
 
     # -- what the handler sees -------------------------------------------------------
 
@@ -146,8 +126,13 @@ class WebSocket(_Opening, _Timers, _Transport):
 
     @property
     def request_headers(self) -> Optional[hs.Headers]:
-        """Headers of the opening handshake (case-insensitive lookups)."""
+        """Headers of the opening handshake request (case-insensitive lookups)."""
         return self.request.headers if self.request is not None else None
+
+    @property
+    def response_headers(self) -> Optional[hs.Headers]:
+        """Headers of the server's 101 response (client side), or None."""
+        return self.response.headers if self.response is not None else None
 
     @property
     def subprotocol(self) -> Optional[str]:
@@ -157,16 +142,17 @@ class WebSocket(_Opening, _Timers, _Transport):
     @property
     def state(self) -> State:
         """CONNECTING, OPEN, CLOSING or CLOSED."""
-        if self._conn is None:
-            return State.CLOSED if self._dead else State.CONNECTING
-        if self._dead and self._conn.state is not State.CLOSED:
+        conn = self._conn
+        if conn is None:
+            return State.CLOSED if self.transport.dead else State.CONNECTING
+        if self.transport.dead and conn.state is not State.CLOSED:
             return State.CLOSED
-        return self._conn.state
+        return conn.state
 
     @property
     def open(self) -> bool:
         """True while messages can be sent."""
-        return self._conn is not None and self._conn.state is State.OPEN and not self._dead
+        return self._conn is not None and self._conn.state is State.OPEN and not self.transport.dead
 
     @property
     def close_code(self) -> Optional[int]:
@@ -176,28 +162,31 @@ class WebSocket(_Opening, _Timers, _Transport):
         1007, 1009 from the protocol; 1011 keepalive timeout; 1008 slow consumer);
         1006 when TCP ended without a closing handshake.
         """
-        if self._local is not None and (self._ended or self._dead):
+        if self._local is not None and (self._ended or self.transport.dead):
             return self._local[0]
         return self._conn.close_code if self._conn is not None else None
 
     @property
     def close_reason(self) -> str:
-        if self._local is not None and (self._ended or self._dead):
+        """The reason that goes with :attr:`close_code` ('' when none was given)."""
+        if self._local is not None and (self._ended or self.transport.dead):
             return self._local[1]
         return self._conn.close_reason if self._conn is not None else ""
 
     @property
     def buffered_amount(self) -> int:
         """Bytes accepted by :meth:`send` that the kernel has not taken yet."""
-        return self._buffered + self._held_size
+        return self.transport.buffered
 
     @property
     def socket(self) -> socket.socket:
         """The TCP socket (read-only use: options, addresses)."""
-        return self._sock
+        return self.transport.sock
 
     def __repr__(self) -> str:
         return f"<WebSocket {self.id} {self.state.name} {self.remote_address}>"
+
+    # -- receiving ---------------------------------------------------------------------
 
     def recv(self, timeout: Optional[float] = None) -> Data:
         """The next message: str for text, bytes for binary.
@@ -206,32 +195,19 @@ class WebSocket(_Opening, _Timers, _Transport):
         once the connection is over (after every message received before the
         end was returned) and ``TimeoutError`` after ``timeout`` seconds.
         """
-        messages = self._messages
-        if messages:
-            if self._held and len(messages) == 1:  # the last waiting message: send the held replies first
-                with self._lock:
-                    self._write_locked(b"")
-            try:
-                message = messages.popleft()
-            except IndexError:  # another thread calling recv() took it: wait below
-                pass
-            else:
-                self._reader = threading.get_ident()
-                return message
-        if self._held:
-            with self._lock:
-                self._write_locked(b"")
         deadline = None if timeout is None else monotonic() + timeout
         if not self._read_lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
             raise TimeoutError(f"{self.id}: recv() timed out")
         try:
             while True:
-                if messages:
-                    self._reader = threading.get_ident()
-                    return messages.popleft()
-                if self._ended:
-                    raise self._closed_error()
-                n = self._read(deadline)
+                with self._lock:
+                    message = self._next_message_locked()
+                    if message is not None:
+                        self._reader = threading.get_ident()
+                        return message
+                    if self._ended or (self.transport.dead and self._conn is None):
+                        raise self._closed_error()
+                n = self.transport.read(deadline)
                 if n >= 0:
                     self._feed(n)
         finally:
@@ -245,30 +221,138 @@ class WebSocket(_Opening, _Timers, _Transport):
             except ConnectionClosed:
                 return
 
-    def send(self, message: Union[str, bytes, bytearray, memoryview]) -> None:
+    def _next_message_locked(self) -> Optional[Data]:
+        """The next message, taking events from the protocol up to it; None when none is complete."""
+        if self._messages:
+            message = self._messages.popleft()
+        else:
+            conn = self._conn
+            if conn is None or self._ended:
+                return None
+            message = self._pull_locked(until_message=True)
+            if message is None:
+                return None
+            if not _backlog(conn):  # the last one received: replies held so far go out now
+                self.transport.write_locked(b"")
+            return message
+        return message
+
+    def _feed(self, n: int) -> None:
+        """Hand ``n`` bytes of the receive buffer (0: EOF) to the protocol (read lock held)."""
+        with self._lock:
+            conn = self._conn
+            assert conn is not None
+            if n:
+                self.timers.received_locked(n)
+            self.transport.deliver_locked(n, conn.receive_data)
+            if not n or self._messages:
+                self._pull_locked(until_message=False)
+
+    def _pull_locked(self, until_message: bool) -> Optional[Data]:
+        """Act on the protocol's events; stop at the first message when ``until_message``, else queue them.
+
+        Writes what the protocol answered on its own (pongs, close replies).
+        """
+        conn = self._conn
+        assert conn is not None
+        message: Optional[Data] = None
+        for event in conn.events():
+            kind = type(event)
+            if kind is TextMessage or kind is BinaryMessage:
+                data: Data = event.data  # type: ignore[union-attr]
+                if until_message:
+                    message = data
+                    break
+                self._messages.append(data)
+            elif kind is Pong:
+                self._on_pong_locked(event.payload)  # type: ignore[union-attr]
+            elif kind is Closed:
+                self._on_closed_locked()
+        out = conn.data_to_send()
+        if out:
+            self.transport.write_locked(out)
+        if conn.should_close_transport:
+            self.transport.close_after_flush_locked()
+        return message
+
+    def _on_pong_locked(self, payload: bytes) -> None:
+        pings = self._pings
+        if pings and payload in pings:
+            for key in list(pings):  # a pong answers its ping and every earlier one
+                pings.pop(key).set()
+                if key == payload:
+                    break
+
+    def _on_closed_locked(self) -> None:
+        self._ended = True
+        self.timers.cancel_locked()
+        self._wake_waiters_locked()
+
+    def _notify_locked(self) -> None:
+        if self._cond is not None:
+            self._cond.notify_all()
+
+    def _wake_waiters_locked(self) -> None:
+        """The connection is over: wake senders, close waiters and ping waiters (their pong will not come)."""
+        self._notify_locked()
+        if self._closed_event is not None:
+            self._closed_event.set()
+        pings = self._pings
+        if pings:
+            self._pings = None
+            for event in pings.values():
+                event.set()
+
+    def read_on_behalf(self, wait: float = 0.0) -> bool:
+        """Read what arrived without the handler, if nobody else is reading; True if it read.
+
+        Messages read wait in the queue for :meth:`recv`. Nothing is read while
+        the outgoing buffer is over ``write_limit`` (reading stays stopped).
+        """
+        acquired = self._read_lock.acquire(timeout=wait) if wait > 0 else self._read_lock.acquire(False)
+        if not acquired:
+            return False
+        try:
+            got = False
+            for _ in range(64):  # bounded: at most 64 reads of what is there
+                if self._conn is None or self._ended:
+                    break
+                n = self.transport.read_nowait()
+                if n < 0:
+                    break
+                got = True
+                with self._lock:
+                    if n:
+                        self.timers.received_locked(n)
+                    self.transport.deliver_locked(n, self._conn.receive_data)
+                    self._pull_locked(until_message=False)
+                if n == 0:
+                    break
+            return got
+        finally:
+            self._read_lock.release()
+
+    # -- sending -----------------------------------------------------------------------
+
+    def send(self, message: Sendable) -> None:
         """Send one message: text for str, binary for bytes-like. Safe from any thread.
 
-        Returns once the frame is written or buffered. While more than
-        ``write_limit`` bytes wait for a slow client it blocks (backpressure);
-        after ``send_timeout`` the client is dropped with close code 1008 and
+        Returns once the frame is written or queued. While more than
+        ``write_limit`` bytes wait for a slow peer it blocks (backpressure);
+        after ``send_timeout`` the peer is dropped with close code 1008 and
         ``TimeoutError`` is raised. Raises :class:`~wsframe.ConnectionClosed`
         when the connection is closing or closed.
 
         Batching (``batch_writes``, on by default): when the handler sends
-        while more received messages already wait for it, the frame is held
+        while more received input already waits for it, the frame is held
         and written in one system call with the following ones. Held frames
         go out before :meth:`recv` hands over the last waiting message (or
-        reads the socket), at 64 KiB, and before anything else is written
-        (another thread's send, a ping, a close). So a reply waits at most
-        while the handler deals with messages that arrived with its request.
+        reads the socket), at 64 KiB, and before anything else is written.
         """
         with self._lock:
-            if self._fragmenting is not None and self._fragmenting != threading.get_ident():
-                self._wait_locked(
-                    lambda: self._fragmenting is None, "another thread's fragmented message", self._cfg.send_timeout
-                )
+            self._wait_own_turn_locked()
             conn = self._conn
-            if self._dead or conn is None:
+            if self.transport.dead or conn is None:
                 raise self._closed_error()
             try:
                 frame = conn.send(message)
@@ -277,20 +361,17 @@ class WebSocket(_Opening, _Timers, _Transport):
                     raise
                 raise self._closed_error() from None
             if (
-                self._messages
-                and len(frame) < _HOLD_MAX
-                and self._cfg.batch_writes
+                len(frame) < HOLD_MAX
+                and self._options.batch_writes
                 and self._reader == threading.get_ident()
-                and not self._out
+                and not self.transport.backlogged
+                and _backlog(conn)
             ):
-                self._held.append(frame)
-                self._held_size += len(frame)
-                if self._held_size >= _HOLD_MAX:
-                    self._write_locked(b"")
+                self.transport.hold_locked(frame)
                 return
             self._send_frame_locked(frame)
 
-    def send_fragments(self, fragments: Iterable[Data]) -> None:
+    def send_fragments(self, fragments: Iterable[Sendable]) -> None:
         """Send one message in pieces, a frame per item (all str, or all bytes-like).
 
         Nothing is sent for an empty iterable. If the iterable raises midway,
@@ -304,11 +385,8 @@ class WebSocket(_Opening, _Timers, _Transport):
             return
         me = threading.get_ident()
         with self._lock:
-            if self._fragmenting is not None and self._fragmenting != me:
-                self._wait_locked(
-                    lambda: self._fragmenting is None, "another thread's fragmented message", self._cfg.send_timeout
-                )
-            if self._dead or self._conn is None or self._conn.state is not State.OPEN:
+            self._wait_own_turn_locked()
+            if self.transport.dead or self._conn is None or self._conn.state is not State.OPEN:
                 raise self._closed_error()
             self._fragmenting = me
         complete = False
@@ -321,10 +399,20 @@ class WebSocket(_Opening, _Timers, _Transport):
         finally:
             with self._lock:
                 self._fragmenting = None
-                if self._cond is not None:
-                    self._cond.notify_all()
+                self._notify_locked()
                 if not complete and self._conn is not None and self._conn.state is State.OPEN:
-                    self._fail_locked(1011, "incomplete fragmented message")
+                    self._fail_locked(CLOSE_INTERNAL_ERROR, "incomplete fragmented message")
+
+    def _send_fragment(self, data: Sendable, final: bool) -> None:
+        with self._lock:
+            conn = self._conn
+            if self.transport.dead or conn is None:
+                raise self._closed_error()
+            try:
+                frame = conn.send_fragment(data, final)
+            except InvalidState:
+                raise self._closed_error() from None
+            self._send_frame_locked(frame)
 
     def ping(self, data: Union[str, bytes, None] = None) -> threading.Event:
         """Send a ping; the returned event is set when its pong arrives.
@@ -332,8 +420,7 @@ class WebSocket(_Opening, _Timers, _Transport):
         ``data`` defaults to 4 random bytes; a payload still waiting for its
         pong is a ValueError. The event is also set when the connection ends
         first, so ``wait()`` never outlives the connection: check :attr:`open`.
-        Pongs are only seen while someone reads (the handler's ``recv()``),
-        like every incoming frame.
+        Pongs are only seen while someone reads (the handler's ``recv()``).
         """
         if data is None:
             payload = os.urandom(4)
@@ -341,119 +428,25 @@ class WebSocket(_Opening, _Timers, _Transport):
             payload = data.encode("utf-8") if isinstance(data, str) else memoryview(data).tobytes()
         with self._lock:
             conn = self._conn
-            if self._dead or conn is None:
+            if self.transport.dead or conn is None:
                 raise self._closed_error()
+            if self._pings is not None and payload in self._pings:
+                raise ValueError("a ping with this payload is already waiting for its pong")
             try:
                 frame = conn.send_ping(payload)
             except InvalidState:
                 raise self._closed_error() from None
             if self._pings is None:
                 self._pings = {}
-            elif payload in self._pings:
-                raise ValueError("a ping with this payload is already waiting for its pong")
             event = self._pings[payload] = threading.Event()
-            self._write_locked(frame)
+            self.transport.write_locked(frame)
         return event
 
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close with ``code`` and ``reason``, and wait (up to ``close_timeout``) for the peer's close.
-
-        Safe from any thread and idempotent. Messages still unread are kept
-        for :meth:`recv`; later data frames are discarded.
-        """
-        with self._lock:
-            conn = self._conn
-            if conn is None or conn.state is State.CONNECTING:
-                self._abort_locked(1006, "closed before the handshake")
-            elif conn.state is State.OPEN and not self._dead:
-                frame = conn.close(code, reason)  # ValueError for a code that cannot be sent
-                self._sent_close = (code, reason)
-                self._write_locked(frame)
-                self._arm_close_timer_locked()
-        self._wait_closed()
-
-    def __enter__(self) -> "WebSocket":
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None or issubclass(exc_type, ConnectionClosed):
-            self._close_quietly(1000, "")
-        else:
-            self._close_quietly(1011, "internal error")
-        if not self._owns_fd:
-            self._release(close_fd=False)
-
-    # -- receiving ---------------------------------------------------------------------
-
-    def _feed(self, n: int) -> None:
-        """Hand ``n`` bytes of the receive buffer (0: EOF) to the connection; act on the events."""
-        with self._lock:
-            conn = self._conn
-            assert conn is not None
-            if n:
-                self._rx_bytes += n
-                self._last_rx = monotonic()
-                if self._tls is None:
-                    conn.receive_data(self._rview[:n])  # type: ignore[index]
-                else:
-                    self._tls_in.write(self._rview[:n])  # type: ignore[union-attr,index]
-                    self._tls_pull_locked(conn.receive_data)
-            else:
-                conn.receive_data(b"")
-            self._process_locked()
-        if n == len(self._rbuf) and n < _READ_MAX:  # type: ignore[arg-type]
-            self._rbuf = bytearray(2 * n)  # reads fill the buffer: use a bigger one
-            self._rview = memoryview(self._rbuf)
-
-    def _process_locked(self) -> None:
-        conn = self._conn
-        assert conn is not None
-        messages = self._messages
-        for event in conn.events():
-            kind = type(event)
-            if kind is TextMessage or kind is BinaryMessage:
-                messages.append(event.data)  # type: ignore[union-attr]
-            elif kind is Pong:
-                self._on_pong_locked(event.payload)  # type: ignore[union-attr]
-            elif kind is Closed:
-                self._on_closed_locked()
-        out = conn.data_to_send()  # pongs, close replies, failure closes
-        if out:
-            self._write_locked(out)
-        if self._ended and not self._shut_after_flush:
-            # After the closing handshake the server closes TCP first (RFC 6455 7.1.1).
-            self._shut_after_flush = True
-            if not self._out:
-                self._shutdown_write_locked()
-
-    def _on_pong_locked(self, payload: bytes) -> None:
-        pings = self._pings
-        if pings and payload in pings:
-            for key in list(pings):  # a pong answers its ping and every earlier one
-                pings.pop(key).set()
-                if key == payload:
-                    break
-
-    def _wake_waiters_locked(self) -> None:
-        """The connection is over: wake senders, close waiters and ping waiters (their pong will not come)."""
-        if self._cond is not None:
-            self._cond.notify_all()
-        if self._closed_event is not None:
-            self._closed_event.set()
-        pings = self._pings
-        if pings:
-            self._pings = None
-            for event in pings.values():
-                event.set()
-
-    def _on_closed_locked(self) -> None:
-        self._ended = True
-        Maintenance.cancel(self._ka_timer)
-        Maintenance.cancel(self._close_timer)
-        self._ka_timer = self._close_timer = None
-        self._wake_waiters_locked()
-
-    # -- sending -----------------------------------------------------------------------
+    def _wait_own_turn_locked(self) -> None:
+        """Wait while another thread is in the middle of a fragmented message."""
+        if self._fragmenting is not None and self._fragmenting != threading.get_ident():
+            self._wait_locked(lambda: self._fragmenting is None, "another thread's fragmented message",
+                              self._options.send_timeout)
 
     def _wait_locked(self, ready: Callable[[], bool], what: str, timeout: Optional[float]) -> None:
         """Wait (under ``_lock``) until ``ready()`` or the end, at most ``timeout``; TimeoutError after."""
@@ -461,7 +454,7 @@ class WebSocket(_Opening, _Timers, _Transport):
         if cond is None:
             cond = self._cond = threading.Condition(self._lock)
         deadline = None if timeout is None else monotonic() + timeout
-        while not ready() and not self._dead:
+        while not ready() and not self.transport.dead:
             if deadline is None:
                 cond.wait()
                 continue
@@ -473,104 +466,153 @@ class WebSocket(_Opening, _Timers, _Transport):
     def _send_frame_locked(self, frame: bytes) -> None:
         """Write a frame for send(); over ``write_limit``, write the backlog here (backpressure).
 
-        The sending thread waits for the socket itself (poll) and writes until
-        the backlog is back under ``write_limit``, at most ``send_timeout``:
-        no hand-off to the maintenance thread on the hot path of big messages.
-        What is left under the limit is flushed by the maintenance thread.
-        Other threads never wait for this one: they append to the buffer.
+        The sending thread waits for the socket itself until the backlog is
+        back under ``write_limit``, at most ``send_timeout``, then drops the
+        peer. What is left under the limit is flushed by the maintenance thread.
         """
-        limit = self._cfg.write_limit
-        if self._buffered + len(frame) <= limit or not _DONTWAIT:
-            self._write_locked(frame)
+        transport = self.transport
+        transport.write_locked(frame)
+        if not transport.over_limit:
             return
-        self._flushing += 1
-        try:
-            self._write_locked(frame)
-            self._flush_until_locked(limit)
-        finally:
-            self._flushing -= 1
-            if self._out and not self._writing and not self._dead and not self._flushing:
-                self._writing = True
-                self._maint.watch_writable(self._sock, self._on_writable)
-        if self._dropped or self._dead:
+        if not transport.flush_below_locked(transport.write_limit, self._options.send_timeout):
+            logger.warning("%s dropped: the peer does not read (send_timeout)", self.id)
+            self._drop_locked("send timeout: the peer does not read")
+            raise TimeoutError(f"{self.id}: send() waited {self._options.send_timeout} s for the peer to read")
+        if transport.dead:
             raise self._closed_error()
 
-    def _flush_until_locked(self, limit: int) -> None:
-        timeout = self._cfg.send_timeout
-        deadline = None if timeout is None else monotonic() + timeout
-        while self._buffered > limit and not self._dead:
-            wait = 1.0
-            if deadline is not None:
-                wait = deadline - monotonic()
-                if wait <= 0:
-                    logger.warning("%s dropped: the client does not read (send_timeout)", self.id)
-                    self._drop_locked("send timeout: the client does not read")
-                    raise TimeoutError(f"{self.id}: send() waited {timeout} s for the client to read")
-            self._lock.release()
-            try:
-                self._wait_writable(min(wait, 1.0))
-            finally:
-                self._lock.acquire()
-            if not self._dead:
-                self._flush_locked()
+    def send_encoded(self, frame: bytes) -> bool:
+        """Broadcast: queue a frame encoded once for many connections, never blocking.
 
-    def _drop_locked(self, reason: str) -> None:
-        """Close a client that does not read, without waiting for it (broadcast, send timeout).
-
-        Whole frames still waiting in our buffer are discarded (memory is freed
-        at once) and the close frame goes right after the frame being written.
+        False when the connection cannot take it (closing, in the middle of a
+        fragmented message) or is already ``write_limit`` behind: then it is
+        dropped with 1008, so one stuck peer never delays the others.
         """
-        self._dropped = True
-        if self._local is None:
-            self._local = (CLOSE_SLOW_CONSUMER, reason)
-        conn = self._conn
-        if self._dead or conn is None or conn.state is not State.OPEN:
-            self._abort_locked(CLOSE_SLOW_CONSUMER, reason)
-            return
-        self._held.clear()  # not written yet: not even encrypted
-        self._held_size = 0
-        if self._tls is None and len(self._out) > 1:  # TLS records cannot be dropped
-            head = self._out[0]
-            self._out.clear()
-            self._out.append(head)
-            self._buffered = len(head)
-        self._sent_close = (CLOSE_SLOW_CONSUMER, reason)
-        self._write_locked(conn.close(CLOSE_SLOW_CONSUMER, reason))
-        self._arm_close_timer_locked()
-        if self._cond is not None:
-            self._cond.notify_all()
-
-    def _send_encoded(self, frame: bytes) -> bool:
-        """Broadcast: queue an encoded frame without ever blocking; drop the client if it lags."""
         with self._lock:
             conn = self._conn
-            if self._dead or conn is None or conn.state is not State.OPEN or self._fragmenting is not None:
+            if self.transport.dead or conn is None or conn.state is not State.OPEN or self._fragmenting is not None:
                 return False
-            if self._buffered > self._cfg.write_limit:
-                logger.warning(
-                    "%s dropped: %d bytes wait for a client that does not read (write_limit %d)",
-                    self.id, self._buffered, self._cfg.write_limit,
-                )
+            if self.transport.over_limit:
+                logger.warning("%s dropped: %d bytes wait for a peer that does not read (write_limit %d)",
+                               self.id, self.transport.buffered, self._options.write_limit)
                 self._drop_locked("slow consumer: send buffer full")
                 return False
             try:
-                self._write_locked(conn.send_encoded(frame))
+                self.transport.write_locked(conn.send_encoded(frame))
             except InvalidState:
                 return False
             return True
 
-    def _send_fragment(self, data: Data, final: bool) -> None:
+    # -- ending ------------------------------------------------------------------------
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close with ``code`` and ``reason``, and wait (up to ``close_timeout``) for the peer's close.
+
+        Safe from any thread and idempotent. Messages still unread are kept
+        for :meth:`recv`; later data frames are discarded.
+        """
         with self._lock:
             conn = self._conn
-            if self._dead or conn is None:
-                raise self._closed_error()
-            try:
-                frame = conn.send_fragment(data, final)
-            except InvalidState:
-                raise self._closed_error() from None
-            self._send_frame_locked(frame)
+            if conn is None or conn.state is State.CONNECTING:
+                self._abort_locked(CLOSE_ABNORMAL, "closed before the handshake")
+            elif conn.state is State.OPEN and not self.transport.dead:
+                self._start_closing_locked(code, reason)  # ValueError for a code that cannot be sent
+        self._wait_closed()
 
-    # -- ending ------------------------------------------------------------------------
+    def __enter__(self) -> "WebSocket":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None or issubclass(exc_type, ConnectionClosed):
+            self.close_quietly(1000, "")
+        else:
+            self.close_quietly(CLOSE_INTERNAL_ERROR, "internal error")
+        if not self.transport.owns_socket:
+            self.release()
+
+    def _start_closing_locked(self, code: int, reason: str) -> None:
+        """Send our close frame; messages already received stay readable."""
+        conn = self._conn
+        assert conn is not None
+        frame = conn.close(code, reason)  # checks the code first
+        self._pull_locked(until_message=False)  # messages that arrived before it: theirs to read
+        self._sent_close = (code, reason)
+        self.transport.write_locked(frame)
+        self.timers.start_close_locked()
+
+    def _wait_closed(self) -> None:
+        """Wait for the peer's close (up to close_timeout), reading it ourselves whenever no one else is."""
+        timeout = self._options.close_timeout
+        deadline = None if timeout is None else monotonic() + timeout + 1.0  # the close timer fires first
+        while True:
+            with self._lock:
+                if self._ended or self.transport.dead or self._conn is None:
+                    return
+                if self._closed_event is None:
+                    self._closed_event = threading.Event()
+                event = self._closed_event
+            if self._read_lock.acquire(timeout=0.05):
+                try:
+                    while not self._ended and not self.transport.dead:
+                        try:
+                            n = self.transport.read(deadline)
+                        except TimeoutError:
+                            with self._lock:
+                                self._abort_locked(CLOSE_ABNORMAL, "closing handshake timed out")
+                            n = 0
+                        if n >= 0:
+                            self._feed(n)
+                            with self._lock:
+                                self._pull_locked(until_message=False)
+                finally:
+                    self._read_lock.release()
+                continue
+            # Another thread reads: its reads finish the handshake, or it lets go of the lock.
+            if event.wait(0.05):
+                return
+            if deadline is not None and monotonic() > deadline:
+                return
+
+    def going_away(self, code: int = 1001, reason: str = "server shutting down") -> None:
+        """Start closing without waiting (server shutdown); the handler's reads or the closer finish it."""
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                self._abort_locked(code, reason)
+            elif conn.state is State.OPEN and not self.transport.dead:
+                self._start_closing_locked(code, reason)
+
+    def abort(self, code: int, reason: str) -> None:
+        """Cut the connection now, without a closing handshake."""
+        with self._lock:
+            self._abort_locked(code, reason)
+
+    def close_quietly(self, code: int, reason: str) -> None:
+        """:meth:`close`, logging instead of raising (the end of a handler)."""
+        try:
+            self.close(code, reason)
+        except Exception:  # pragma: no cover - best effort at the end of a connection
+            logger.debug("%s close failed", self.id, exc_info=True)
+
+    def release(self) -> None:
+        """The owner's last step: let buffered bytes drain (up to close_timeout), then let go of the socket.
+
+        Takes the read lock, so no other thread is inside a read of this
+        socket when its descriptor is closed.
+        """
+        if not self._read_lock.acquire(timeout=5.0):
+            with self._lock:  # a reader stuck somewhere: wake it (EOF), then try again
+                self._abort_locked(CLOSE_ABNORMAL, "released")
+            if not self._read_lock.acquire(timeout=5.0):  # pragma: no cover - a reader that never returns
+                logger.warning("%s: a reader still holds the socket; leaving it open", self.id)
+                return
+        try:
+            with self._lock:
+                self.timers.cancel_locked()
+                self._wake_waiters_locked()
+            self.transport.release(self._options.close_timeout or 10.0)
+        finally:
+            self._read_lock.release()
 
     def _closed_error(self) -> ConnectionClosed:
         code = self.close_code
@@ -580,30 +622,19 @@ class WebSocket(_Opening, _Timers, _Transport):
             return ConnectionClosed(*self._local)
         if self._sent_close is not None:
             return ConnectionClosed(*self._sent_close)
-        return ConnectionClosed(1006, "")
+        return ConnectionClosed(CLOSE_ABNORMAL, "")
 
-    def _lost_locked(self, exc: OSError) -> None:
-        logger.debug("%s connection lost: %s", self.id, exc)
-        self._abort_locked(1006, "connection lost")
+    def _lost_locked(self, why: str) -> None:
+        self._abort_locked(CLOSE_ABNORMAL, why)
 
     def _abort_locked(self, code: int, reason: str) -> None:
         """End the transport now: shutdown() wakes a blocked reader with EOF; the owner closes the fd."""
         if self._local is None:
             self._local = (code, reason)
-        if self._dead:
+        if self.transport.dead:
             return
-        self._dead = True
-        self._out.clear()
-        self._buffered = 0
-        self._held.clear()
-        self._held_size = 0
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        for timer in (self._ka_timer, self._close_timer, self._hs_timer):
-            Maintenance.cancel(timer)
-        self._ka_timer = self._close_timer = self._hs_timer = None
+        self.transport.abort_locked()
+        self.timers.cancel_locked()
         self._wake_waiters_locked()
 
     def _fail_locked(self, code: int, reason: str) -> None:
@@ -611,82 +642,61 @@ class WebSocket(_Opening, _Timers, _Transport):
         if self._local is None:
             self._local = (code, reason)
         conn = self._conn
-        if conn is not None and conn.state is State.OPEN and not self._dead:
+        if conn is not None and conn.state is State.OPEN and not self.transport.dead:
             self._sent_close = (code, reason)
-            self._write_locked(conn.close(code, reason))
+            self.transport.write_locked(conn.close(code, reason))
         self._abort_locked(code, reason)
 
-    def _wait_closed(self) -> None:
-        """Read until the peer's close arrives (or close_timeout), unless another thread is reading."""
-        timeout = self._cfg.close_timeout
-        deadline = None if timeout is None else monotonic() + timeout + 1.0  # the close timer fires first
-        if self._read_lock.acquire(blocking=False):
-            try:
-                while not self._ended and self._conn is not None:
-                    try:
-                        n = self._read(deadline)
-                    except TimeoutError:
-                        with self._lock:
-                            self._abort_locked(1006, "close handshake timed out")
-                        n = 0
-                    if n >= 0:
-                        self._feed(n)
-            finally:
-                self._read_lock.release()
+    def _drop_locked(self, reason: str) -> None:
+        """Close a peer that does not read, without waiting for it (broadcast, send timeout).
+
+        Whole frames still queued are discarded (memory is freed at once) and
+        the close frame goes right after the frame being written.
+        """
+        if self._local is None:
+            self._local = (CLOSE_SLOW_CONSUMER, reason)
+        conn = self._conn
+        if self.transport.dead or conn is None or conn.state is not State.OPEN:
+            self._abort_locked(CLOSE_SLOW_CONSUMER, reason)
             return
-        with self._lock:
-            if self._ended or self._dead:
-                return
-            if self._closed_event is None:
-                self._closed_event = threading.Event()
-            event = self._closed_event
-        event.wait(None if deadline is None else max(0.0, deadline - monotonic()))
+        self.transport.discard_queued_locked()
+        self._sent_close = (CLOSE_SLOW_CONSUMER, reason)
+        self.transport.write_locked(conn.close(CLOSE_SLOW_CONSUMER, reason))
+        self.timers.start_close_locked()
+        self._notify_locked()
 
-    def _going_away(self) -> None:
-        """Server shutdown: close with 1001 without waiting (the handler's reads finish it)."""
-        with self._lock:
-            conn = self._conn
-            if conn is None:
-                self._abort_locked(1001, "server shutting down")
-            elif conn.state is State.OPEN and not self._dead:
-                self._sent_close = (1001, "server shutting down")
-                self._write_locked(conn.close(1001, "server shutting down"))
-                self._arm_close_timer_locked()
+    # -- the drivers' side -------------------------------------------------------------
 
-    def _close_quietly(self, code: int, reason: str) -> None:
-        try:
-            self.close(code, reason)
-        except Exception:  # pragma: no cover - best effort at the end of a connection
-            logger.debug("%s close failed", self.id, exc_info=True)
+    def opened_locked(self, conn: Connection, response: bytes = b"") -> None:
+        """The handshake succeeded: write the 101 (server side) and start the connection's life."""
+        if response:
+            self.transport.write_locked(response)
+        self._conn = conn
+        self.timers.opened_locked()
 
-    def _release(self, close_fd: bool = True) -> None:
-        """The owner's last step: let buffered bytes drain (up to close_timeout), then let go of the socket."""
-        with self._lock:
-            self._write_locked(b"")  # held frames, if any
-            if self._out and not self._dead:
-                try:
-                    self._wait_locked(lambda: not self._out, "the last bytes", self._cfg.close_timeout or 10.0)
-                except TimeoutError:
-                    pass
-            for timer in (self._ka_timer, self._close_timer, self._hs_timer):
-                Maintenance.cancel(timer)
-            self._ka_timer = self._close_timer = self._hs_timer = None
-            writing = self._writing
-            self._dead = True
-            self._out.clear()
-            self._buffered = 0
-            self._held.clear()
-            self._held_size = 0
-            self._wake_waiters_locked()
-        if writing:
-            self._maint.forget(self._sock)
-        if close_fd:
-            try:  # unread input would make close() send a reset that can eat our last frames
-                for _ in range(16):
-                    if self._sock.recv_into(self._buffer(), 0, _DONTWAIT) <= 0:
-                        break
-            except OSError:
-                pass
-            self._sock.close()
-        self._rbuf = self._rview = None
-        self._poller = None
+    def respond_and_end_locked(self, data: bytes) -> None:
+        """Send an HTTP response instead of opening (a refusal, a plain HTTP answer), then end."""
+        self.transport.write_locked(data)
+        self.transport.close_after_flush_locked()
+
+    # TimerOwner: what the timers do to this connection.
+
+    def timer_open_locked(self) -> bool:
+        conn = self._conn
+        return conn is not None and conn.state is State.OPEN and not self._ended and not self.transport.dead
+
+    def timer_ended_locked(self) -> bool:
+        return self._ended or self.transport.dead
+
+    def timer_ping_locked(self) -> None:
+        assert self._conn is not None
+        self.transport.write_locked(self._conn.send_ping(b""))
+
+    def timer_read(self) -> None:
+        self.read_on_behalf()
+
+    def timer_end_locked(self, code: int, reason: str, fail: bool) -> None:
+        if fail:
+            self._fail_locked(code, reason)
+        else:
+            self._abort_locked(code, reason)

@@ -13,10 +13,8 @@ Quick start::
 
 How it runs:
 
-* ``socketserver.ThreadingMixIn`` + ``TCPServer``: each accepted connection
-  gets one non-daemon thread with a small stack (``thread_stack_size``,
-  512 KiB of address space; only touched pages cost memory), which does the
-  handshake and runs ``handler(ws)``. That same thread reads the socket
+* ``socketserver``'s TCP (or Unix) server: each accepted connection gets one
+  non-daemon thread, which does the handshake and runs ``handler(ws)``. That same thread reads the socket
   whenever the handler calls ``ws.recv()``, into one reusable buffer, and
   every complete frame of a read is parsed in one call. There is no reader
   thread and no keepalive thread per connection.
@@ -39,8 +37,15 @@ Policies and close codes:
 
 * handler raises: logged with the connection id, closed with **1011**; the server goes on.
 * handler returns: the connection is closed with **1000** (if still open).
-* :meth:`Server.shutdown`: every connection is closed with **1001**.
+* :meth:`Server.shutdown`: every connection is closed with **1001**; it
+  waits at most ``close_timeout`` for the closing handshakes and the
+  handlers (reading the peers' answers for handlers busy elsewhere), then
+  cuts what is left and logs the handlers still running.
 * message over ``max_message_size``: **1009** (the core's decision, before buffering).
+* the peer sends faster than it reads (its answers, pongs included, pile up
+  over ``write_limit``): the connection stops reading, so TCP holds the peer
+  back; if it still does not read for ``send_timeout``, it is dropped with
+  **1008**.
 * keepalive: a peer silent for ``ping_interval`` is pinged; if nothing at all
   arrives within ``ping_timeout`` it is closed with **1011** ("keepalive ping
   timeout"). Any received byte counts as life. If the handler is busy and not
@@ -65,28 +70,28 @@ connection starts with its id (``ws-17``).
 from __future__ import annotations
 
 import errno
+import inspect
 import logging
+import os
 import selectors
 import socket
 import socketserver
-import ssl
 import threading
 import time
 from time import monotonic
-from typing import Any, Callable, Iterable, Optional, Set, Tuple, Union
+from typing import Any, Callable, Iterable, List, Optional, Set, Tuple, Union
 
+from ..options import Options
 from ..protocol import backend as _backend
 from ..protocol import handshake as hs
-from .maintenance import Maintenance, shared
-from .connection import CLOSE_SLOW_CONSUMER, Config, Data, WebSocket
-from .opening import new_server_connection
 from ..protocol.connection import encode_message
-from ..protocol.events import Rejected
+from ..protocol.constants import CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_NORMAL
 from ..protocol.errors import ConnectionClosed
+from .connection import CLOSE_SLOW_CONSUMER, Data, WebSocket
+from .maintenance import Maintenance
+from .opening import ServerHandshake
 
-__all__ = [
-    "serve", "Server", "WebSocket", "EventHandler", "upgrade", "Config", "CLOSE_SLOW_CONSUMER",
-]
+__all__ = ["serve", "Server", "WebSocket", "EventHandler", "CLOSE_SLOW_CONSUMER"]
 
 logger = logging.getLogger("wsframe.server")
 
@@ -95,58 +100,50 @@ Handler = Callable[[WebSocket], Any]
 _ACCEPT_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
-def serve(handler: Any, host: str = "127.0.0.1", port: int = 8080, **options: Any) -> "Server":
-    """A :class:`Server` bound and listening on ``host:port`` (0: any free port), not yet serving.
+def serve(
+    handler: Any,
+    host: Optional[str] = "127.0.0.1",
+    port: int = 8080,
+    *,
+    path: Optional[str] = None,
+    sock: Optional[socket.socket] = None,
+    **options: Any,
+) -> "Server":
+    """A :class:`Server` listening on ``host:port`` (0: any free port), not yet serving.
 
     ``handler(ws)`` runs in the connection's thread with a :class:`WebSocket`;
-    an :class:`EventHandler` subclass works too. Start it with
-    :meth:`Server.serve_forever` (blocks) or :meth:`Server.start` (background
-    thread); stop it with :meth:`Server.shutdown` or the ``with`` block.
-    The options are :class:`Server`'s.
+    an :class:`EventHandler` subclass works too. Instead of ``host:port``,
+    ``path`` listens on a Unix domain socket and ``sock`` takes a socket
+    already bound (and listening). A name with several addresses
+    (``localhost``: 127.0.0.1 and ::1; None or "": every interface) listens
+    on each. Start with :meth:`Server.serve_forever` (blocks) or
+    :meth:`Server.start` (background thread); stop with
+    :meth:`Server.shutdown` or the ``with`` block. ``options`` are
+    :class:`wsframe.options.Options` fields.
     """
-    return Server(handler, host, port, **options)
+    return Server(handler, host, port, path=path, sock=sock, **options)
 
 
 class Server:
-    """A WebSocket server: a listening socket, a thread per connection, one maintenance thread.
+    """A WebSocket server: listening sockets, a thread per connection, one maintenance thread.
 
-    Options (keywords; seconds for times, ``None`` disables):
-
-    ``max_message_size`` (1 MiB)
-        Largest message accepted; more fails the connection with 1009.
-    ``max_connections`` (1024)
-        Connections at once (handshaking or open); beyond it new ones get HTTP 503.
-    ``handshake_timeout`` (10)
-        Time for a client to complete TLS and the HTTP upgrade (slowloris).
-    ``ping_interval`` (20), ``ping_timeout`` (20)
-        Keepalive: ping after that much silence, close with 1011 if nothing arrives in time.
-    ``close_timeout`` (10)
-        Time the peer has to answer a close frame before TCP is cut.
-    ``write_limit`` (256 KiB), ``send_timeout`` (10)
-        Outgoing buffer high-water mark and how long ``send()`` may wait under it.
-    ``ssl_context``
-        An ``ssl.SSLContext`` (server side, certificate loaded) for wss://.
-    ``origins``, ``subprotocols``
-        Allowed Origin values (None: any; include None for clients without one);
-        the server's subprotocols in preference order.
-    ``process_request``
-        ``hook(request) -> None | (status, headers, body)`` for requests that are
-        not WebSocket upgrades (``request`` is a :class:`wsframe.handshake.Request`);
-        None gives 426 Upgrade Required.
-    ``backend``
-        ``"cython"``, ``"python"`` or None (the active one) for the framing core.
-    ``max_request_line`` (8190), ``max_request_headers`` (128), ``max_request_size`` (64 KiB)
-        HTTP request head limits (431 beyond them).
-    ``thread_stack_size`` (512 KiB)
-        Stack of each connection thread (None: the interpreter's default, often 8 MiB).
-    ``batch_writes`` (True)
-        Write replies to already-received messages in one system call (see :meth:`WebSocket.send`).
+    Options are keywords, the fields of :class:`wsframe.options.Options`
+    (see :func:`serve`); an unknown or invalid one fails here, not per connection.
     """
 
-    def __init__(self, handler: Any, host: str = "127.0.0.1", port: int = 8080, **options: Any) -> None:
-        self.handler: Handler = _as_handler(handler)
-        self.config = Config(**options)
-        self._frames = _backend.load(self.config.backend) if self.config.backend else _backend.active
+    def __init__(
+        self,
+        handler: Any,
+        host: Optional[str] = "127.0.0.1",
+        port: int = 8080,
+        *,
+        path: Optional[str] = None,
+        sock: Optional[socket.socket] = None,
+        **options: Any,
+    ) -> None:
+        self.options = Options.of(options)
+        self.handler: Handler = _as_handler(handler, self)
+        self._frames = _backend.load(self.options.backend) if self.options.backend else _backend.active
         self._maint = Maintenance("wsframe-maintenance")
         self._lock = threading.Lock()
         self._open: Set[WebSocket] = set()
@@ -165,9 +162,8 @@ class Server:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
-            self._tcp = _TCPServer((host, port), self, family)
+            self._listeners = _listen(self, host, port, path, sock)
         except BaseException:
             self._wake_r.close()
             self._wake_w.close()
@@ -176,18 +172,26 @@ class Server:
     # -- information -------------------------------------------------------------------
 
     @property
-    def server_address(self) -> Tuple[Any, ...]:
-        """The bound address, ``(host, port)``: the real port when 0 was asked for."""
-        return self._tcp.server_address  # type: ignore[return-value]
+    def server_address(self) -> Any:
+        """The (first) bound address: ``(host, port)`` with the real port when 0 was asked for, or a path."""
+        return self._listeners[0].server_address
+
+    @property
+    def sockets(self) -> List[socket.socket]:
+        """The listening sockets (one per address)."""
+        return [listener.socket for listener in self._listeners]
 
     @property
     def port(self) -> int:
-        return self.server_address[1]
+        """The TCP port listened on (0 for a Unix socket)."""
+        address = self.server_address
+        return address[1] if isinstance(address, tuple) else 0
 
     @property
     def backend(self) -> str:
         """The framing backend the connections use: ``"cython"`` or ``"python"``."""
-        return self._frames.name
+        name: str = self._frames.name
+        return name
 
     @property
     def connections(self) -> Set[WebSocket]:
@@ -196,7 +200,7 @@ class Server:
             return set(self._open)
 
     def __repr__(self) -> str:
-        return f"<wsframe Server {self.server_address} {len(self._open)} open>"
+        return f"<wsframe Server {format_address(self.server_address)} {len(self._open)} open>"
 
     # -- running -----------------------------------------------------------------------
 
@@ -207,20 +211,21 @@ class Server:
                 raise RuntimeError("serve_forever() runs once per server")
             self._serving = True
             self._serving_ident = threading.get_ident()
-        listener = self._tcp.socket
-        listener.setblocking(False)
         self._started.set()
-        logger.info("serving on %s (backend %s)", _format_address(self.server_address), self.backend)
+        logger.info("serving on %s (backend %s)",
+                    ", ".join(format_address(lst.server_address) for lst in self._listeners), self.backend)
         try:
             with selectors.DefaultSelector() as selector:
-                selector.register(listener, selectors.EVENT_READ)
-                selector.register(self._wake_r, selectors.EVENT_READ)
+                for listener in self._listeners:
+                    listener.socket.setblocking(False)
+                    selector.register(listener.socket, selectors.EVENT_READ, listener)
+                selector.register(self._wake_r, selectors.EVENT_READ, None)
                 while not self._stop_requested:
                     for key, _ in selector.select():
-                        if key.fileobj is self._wake_r:
+                        if key.data is None:
                             _drain(self._wake_r)
                         elif not self._stop_requested:
-                            self._tcp._handle_request_noblock()  # type: ignore[attr-defined]  # accept, process_request()
+                            key.data._handle_request_noblock()  # accept, then process_request()
         finally:
             with self._lock:
                 self._serving = False
@@ -240,12 +245,12 @@ class Server:
     def shutdown(self, timeout: Optional[float] = None) -> None:
         """Stop: no new connections, close every connection with 1001, wait for the handlers.
 
-        Waits up to ``timeout`` seconds (default ``close_timeout`` + 1) for the
-        handler threads, then cuts the remaining connections; a handler that
-        ignores both (e.g. sleeping without reading) is reported in the log.
-        Idempotent, and safe from any thread, including a signal handler
-        interrupting :meth:`serve_forever` (it then finishes the shutdown as
-        it returns).
+        Waits up to ``timeout`` seconds (default ``close_timeout``, or 10) for
+        the closing handshakes and the handler threads, reading the peers'
+        answers for handlers that are busy elsewhere; then cuts the remaining
+        connections and logs the handlers still running. Idempotent, and safe
+        from any thread, including a signal handler interrupting
+        :meth:`serve_forever` (it then finishes the shutdown as it returns).
         """
         with self._lock:
             already = self._closing
@@ -268,32 +273,39 @@ class Server:
     def _shutdown_sequence(self, timeout: Optional[float]) -> None:
         me = threading.current_thread()  # a handler may call shutdown(): never join ourselves
         try:
-            self._tcp.server_close()  # stop listening
+            for listener in self._listeners:
+                listener.server_close()  # stop listening
             with self._lock:
                 live = list(self._live)
-                threads = [t for t in self._threads if t is not me]
             if live:
                 logger.info("shutting down: closing %d connection(s) with 1001", len(live))
             for ws in live:
-                ws._going_away()
+                ws.going_away(CLOSE_GOING_AWAY, "server shutting down")
             if timeout is None:
-                timeout = (self.config.close_timeout or 10.0) + 1.0
+                timeout = self.options.close_timeout or 10.0
             deadline = monotonic() + timeout
-            for thread in threads:
-                thread.join(max(0.0, deadline - monotonic()))
-            stuck = [t for t in threads if t.is_alive()]
-            if stuck:
+            while monotonic() < deadline:
                 with self._lock:
+                    threads = [t for t in self._threads if t is not me and t.is_alive()]
                     live = list(self._live)
+                if not threads:
+                    break
+                for ws in live:  # handlers busy elsewhere: read their peers' answers for them
+                    ws.read_on_behalf()
+                threads[0].join(min(0.05, max(0.0, deadline - monotonic())))
+            with self._lock:
+                stuck = [t for t in self._threads if t is not me and t.is_alive()]
+                live = list(self._live)
+            if stuck:
                 for ws in live:
-                    with ws._lock:
-                        ws._abort_locked(1001, "server shutting down")
-                deadline = monotonic() + 1.0
+                    ws.abort(CLOSE_GOING_AWAY, "server shutting down")
+                end = monotonic() + 1.0
                 for thread in stuck:
-                    thread.join(max(0.0, deadline - monotonic()))
+                    thread.join(max(0.0, end - monotonic()))
                 names = [t.name for t in stuck if t.is_alive()]
                 if names:
-                    logger.warning("shutdown: handler thread(s) still running: %s", ", ".join(names))
+                    logger.warning("shutdown: handler thread(s) still running after %.1f s: %s",
+                                   timeout, ", ".join(names))
         finally:
             self._maint.stop()  # whatever happened above: no thread may outlive shutdown()
             accept = self._accept_thread
@@ -301,6 +313,8 @@ class Server:
                 accept.join(5.0)
             self._wake_r.close()
             self._wake_w.close()
+            for listener in self._listeners:
+                listener.remove_path()
             self._done.set()
 
     def __enter__(self) -> "Server":
@@ -311,7 +325,9 @@ class Server:
 
     # -- broadcasting ------------------------------------------------------------------
 
-    def broadcast(self, message: Union[str, bytes, bytearray, memoryview], connections: Optional[Iterable[WebSocket]] = None) -> int:
+    def broadcast(
+        self, message: Union[str, bytes, bytearray, memoryview], connections: Optional[Iterable[WebSocket]] = None
+    ) -> int:
         """Send ``message`` to every open connection (or to ``connections``); return how many took it.
 
         The frame is encoded once. Never blocks: each connection gets the
@@ -322,113 +338,93 @@ class Server:
         """
         frame = encode_message(message, self._frames.name)
         targets = self.connections if connections is None else connections
-        sent = 0
-        for ws in targets:
-            if ws._send_encoded(frame):
-                sent += 1
-        return sent
+        return sum(1 for ws in targets if ws.send_encoded(frame))
 
     # -- connections (socketserver glue) -----------------------------------------------
 
     def _spawn(self, sock: socket.socket, address: Any) -> None:
         """Accept thread: start the connection's thread, or refuse it without one."""
-        cfg = self.config
+        options = self.options
         with self._lock:
             if self._closing:
                 sock.close()
                 return
-            if cfg.max_connections is not None and self._pending >= cfg.max_connections:
-                busy = True
-            else:
-                busy = False
+            busy = options.max_connections is not None and self._pending >= options.max_connections
+            if not busy:
                 self._pending += 1
         if busy:
-            logger.warning("refusing %s: max_connections (%d) reached", _format_address(address), cfg.max_connections)
+            logger.warning("refusing %s: max_connections (%d) reached", format_address(address), options.max_connections)
             self._refuse_busy(sock)
             return
-        thread = threading.Thread(
-            target=self._tcp.process_request_thread, args=(sock, address), name="wsframe-connection", daemon=False
-        )
+        thread = threading.Thread(target=self._run_connection, args=(sock, address), name="wsframe-connection",
+                                  daemon=False)
         with self._lock:
             self._threads.add(thread)
-        stack = cfg.thread_stack_size
         try:
-            previous = threading.stack_size(stack) if stack else None
-            try:
-                thread.start()
-            finally:
-                if previous is not None:
-                    threading.stack_size(previous)
+            thread.start()
         except RuntimeError as exc:  # can't start new thread
             with self._lock:
                 self._threads.discard(thread)
                 self._pending -= 1
-            logger.error("refusing %s: cannot start a thread (%s)", _format_address(address), exc)
+            logger.error("refusing %s: cannot start a thread (%s)", format_address(address), exc)
             self._refuse_busy(sock)
 
     def _refuse_busy(self, sock: socket.socket) -> None:
-        if self.config.ssl_context is not None:  # no thread for a TLS handshake: just close
+        if self.options.ssl is not None:  # no thread for a TLS handshake: just close
             sock.close()
             return
-        response = hs.reject(
-            503, "503 Service Unavailable: too many connections\n", [("Retry-After", "5")]
-        ).serialize()
+        response = hs.reject(503, "503 Service Unavailable: too many connections\n", [("Retry-After", "5")]).serialize()
         sock.setblocking(False)
-        self._maint.refuse(sock, response, self.config.handshake_timeout or 10.0)
+        self._maint.refuse(sock, response, self.options.open_timeout or 10.0)
 
     def _run_connection(self, sock: socket.socket, address: Any) -> None:
         """Connection thread: handshake, handler, close, release."""
-        ws = WebSocket(sock, self.config, self._maint, address, server=self)
         thread = threading.current_thread()
-        thread.name = f"wsframe-{ws.id}"
+        ws: Optional[WebSocket] = None
         opened = False
-        with self._lock:
-            self._live.add(ws)
         try:
-            if self._closing or not ws._server_handshake():
+            ws = WebSocket(sock, self.options, self._maint, address)
+            thread.name = f"wsframe-{ws.id}"
+            with self._lock:
+                self._live.add(ws)
+            if self._closing:
                 return
+            with ws._read_lock:
+                if not ServerHandshake(ws, self.options).run():
+                    return
             with self._lock:
                 if self._closing:
-                    ws._going_away()
+                    ws.going_away(CLOSE_GOING_AWAY, "server shutting down")
                 self._open.add(ws)
             opened = True
             if logger.isEnabledFor(logging.INFO):
-                logger.info(
-                    "%s open %s from %s%s", ws.id, ws.request.target, _format_address(address),  # type: ignore[union-attr]
-                    f" subprotocol {ws.subprotocol}" if ws.subprotocol else "",
-                )
-            _run_handler(self.handler, ws)
+                target = ws.request.target if ws.request is not None else "?"
+                logger.info("%s open %s from %s%s", ws.id, target, format_address(address),
+                            f" subprotocol {ws.subprotocol}" if ws.subprotocol else "")
+            run_handler(self.handler, ws)
         finally:
+            if ws is None:
+                sock.close()
+            else:
+                with self._lock:
+                    self._open.discard(ws)
+                ws.release()
             with self._lock:
-                self._open.discard(ws)
-            ws._release()
-            with self._lock:
-                self._live.discard(ws)
+                if ws is not None:
+                    self._live.discard(ws)
                 self._threads.discard(thread)
                 self._pending -= 1
-            if opened:
+            if opened and ws is not None:
                 logger.info("%s closed %s %s", ws.id, ws.close_code, ws.close_reason)
 
 
-class _RequestHandler(socketserver.BaseRequestHandler):
-    server: "_TCPServer"
+class _Listener:
+    """The socketserver side of one listening socket: accept, then hand the socket to the Server."""
 
-    def handle(self) -> None:
-        self.server.owner._run_connection(self.request, self.client_address)
-
-
-class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
-    """socketserver's threading TCP server, with :class:`Server` deciding how threads start."""
-
-    daemon_threads = False
-    block_on_close = False  # Server.shutdown() joins the connection threads, with a timeout
-    allow_reuse_address = True
-    request_queue_size = 1024
-
-    def __init__(self, address: Tuple[Any, ...], owner: Server, family: int) -> None:
-        self.address_family = family
-        self.owner = owner
-        super().__init__(address, _RequestHandler)
+    server_address: Any
+    socket: socket.socket
+    owner: Server
+    unix_path: Optional[str] = None
 
     def get_request(self) -> Tuple[socket.socket, Any]:
         try:
@@ -438,14 +434,93 @@ class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
                 logger.error("accept failed: %s", exc)
                 time.sleep(0.1)
             raise
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock, address
 
     def process_request(self, request: Any, client_address: Any) -> None:
         self.owner._spawn(request, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        logger.exception("error handling the connection from %s", _format_address(client_address))
+        logger.exception("error handling the connection from %s", format_address(client_address))
+
+    def remove_path(self) -> None:
+        if self.unix_path is not None:
+            try:
+                os.unlink(self.unix_path)
+            except OSError:
+                pass
+
+
+class _TCPListener(_Listener, socketserver.TCPServer):
+    allow_reuse_address = True
+    request_queue_size = 1024
+
+    def __init__(self, owner: Server, family: int, address: Any, sock: Optional[socket.socket] = None) -> None:
+        self.address_family = family
+        self.owner = owner
+        if sock is None:
+            socketserver.TCPServer.__init__(self, address, socketserver.BaseRequestHandler, bind_and_activate=False)
+            try:
+                if family == socket.AF_INET6:
+                    self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                self.server_bind()
+                self.server_activate()
+            except BaseException:
+                self.server_close()
+                raise
+        else:
+            socketserver.TCPServer.__init__(self, sock.getsockname(), socketserver.BaseRequestHandler,
+                                            bind_and_activate=False)
+            self.socket.close()
+            self.socket = sock
+            self.server_address = sock.getsockname()
+
+
+class _UnixListener(_Listener, socketserver.UnixStreamServer):
+    request_queue_size = 1024
+
+    def __init__(self, owner: Server, path: str) -> None:
+        self.owner = owner
+        socketserver.UnixStreamServer.__init__(self, path, socketserver.BaseRequestHandler)
+        self.unix_path = path
+
+
+def _listen(owner: Server, host: Optional[str], port: int, path: Optional[str],
+            sock: Optional[socket.socket]) -> List[Any]:
+    """The listening sockets for ``serve()``'s address arguments."""
+    if path is not None:
+        if sock is not None:
+            raise TypeError("give path or sock, not both")
+        return [_UnixListener(owner, path)]
+    if sock is not None:
+        if sock.family == getattr(socket, "AF_UNIX", None):
+            listener = _UnixListener.__new__(_UnixListener)
+            socketserver.UnixStreamServer.__init__(listener, sock.getsockname(), socketserver.BaseRequestHandler,
+                                                   bind_and_activate=False)
+            listener.socket.close()
+            listener.socket = sock
+            listener.owner = owner
+            return [listener]
+        return [_TCPListener(owner, sock.family, None, sock)]
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be an int from 0 to 65535, not {port!r}")
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    addresses: List[Tuple[int, Any]] = []
+    for family, _, _, _, address in infos:
+        if family in (socket.AF_INET, socket.AF_INET6) and (family, address[0]) not in [(f, a[0]) for f, a in addresses]:
+            addresses.append((family, address))
+    listeners: List[Any] = []
+    try:
+        for family, address in addresses:
+            if port == 0 and listeners:  # every address on the port the first one got
+                address = (address[0], listeners[0].server_address[1], *address[2:])
+            listeners.append(_TCPListener(owner, family, address))
+    except BaseException:
+        for listener in listeners:
+            listener.server_close()
+        raise
+    return listeners
 
 
 # -- event style -----------------------------------------------------------------------
@@ -473,14 +548,17 @@ class EventHandler:
     ``on_close`` runs once, after the connection ended (``code`` is
     :attr:`WebSocket.close_code`). An exception in ``on_connect`` or
     ``on_message`` is logged and closes the connection with 1011. Works with
-    :func:`upgrade` too: ``Chat(upgrade(self)).run()``.
+    :func:`wsframe.upgrade` too: ``Chat(upgrade(self)).run()``.
     """
 
-    def __init__(self, ws: WebSocket) -> None:
+    def __init__(self, ws: WebSocket, server: Optional[Server] = None) -> None:
         self.ws = ws
+        #: The server the connection came from (None after ``upgrade()``).
+        self.server = server
 
     @property
     def id(self) -> str:
+        """The connection's id, as in the logs (``ws-17``)."""
         return self.ws.id
 
     def on_connect(self) -> None:
@@ -493,22 +571,23 @@ class EventHandler:
         """The connection is over."""
 
     def send(self, message: Union[str, bytes]) -> None:
+        """Send a message to this connection."""
         self.ws.send(message)
 
-    def close(self, code: int = 1000, reason: str = "") -> None:
+    def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        """Close this connection."""
         self.ws.close(code, reason)
 
     def broadcast(self, message: Union[str, bytes]) -> int:
         """Send to every open connection of the server (just this one after ``upgrade()``)."""
-        server = self.ws.server
-        if server is None:
+        if self.server is None:
             self.ws.send(message)
             return 1
-        return server.broadcast(message)
+        return self.server.broadcast(message)
 
     def run(self) -> None:
         """The connection's life: on_connect, on_message for each message, on_close."""
-        _run_handler(self._converse, self.ws)
+        run_handler(self._converse, self.ws)
         self.on_close(self.ws.close_code, self.ws.close_reason)
 
     def _converse(self, ws: WebSocket) -> None:
@@ -517,7 +596,7 @@ class EventHandler:
             self.on_message(message)
 
 
-def _run_handler(handler: Handler, ws: WebSocket) -> None:
+def run_handler(handler: Handler, ws: WebSocket) -> None:
     """Run ``handler(ws)``, then close: 1000 when it returns, 1011 (logged) when it raises."""
     try:
         handler(ws)
@@ -525,108 +604,30 @@ def _run_handler(handler: Handler, ws: WebSocket) -> None:
         pass
     except Exception:
         logger.exception("%s handler failed; closing with 1011", ws.id)
-        ws._close_quietly(1011, "internal error")
-    ws._close_quietly(1000, "")
+        ws.close_quietly(CLOSE_INTERNAL_ERROR, "internal error")
+    ws.close_quietly(CLOSE_NORMAL, "")
 
 
-def _as_handler(handler: Any) -> Handler:
+def _is_async(fn: Any) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn) or (
+        not inspect.isfunction(fn) and not inspect.isclass(fn)
+        and inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+    )
+
+
+def _as_handler(handler: Any, server: Optional[Server] = None) -> Handler:
+    """The function a connection thread calls; refuses what cannot run in a thread, now."""
     if isinstance(handler, type) and issubclass(handler, EventHandler):
         cls = handler
-        return lambda ws: cls(ws).run()
+        for name in ("on_connect", "on_message", "on_close"):
+            if _is_async(getattr(cls, name)):
+                raise TypeError(f"{cls.__name__}.{name} is async: the threaded server calls plain methods")
+        return lambda ws: cls(ws, server).run()
     if not callable(handler):
         raise TypeError("handler must be a callable taking a WebSocket, or an EventHandler subclass")
+    if _is_async(handler):
+        raise TypeError("handler is an async function: the threaded server runs plain functions in threads")
     return handler  # type: ignore[no-any-return]
-
-
-# -- taking over an http.server request ----------------------------------------------------
-
-
-def upgrade(request_handler: Any, **options: Any) -> WebSocket:
-    """Turn the current request of an ``http.server`` handler into a WebSocket.
-
-    For apps that already serve HTTP with :mod:`http.server` and want a
-    WebSocket endpoint on the same port. Call it from ``do_GET``; it checks
-    the upgrade request, answers 101 and returns the open :class:`WebSocket`
-    (the request's socket becomes the WebSocket's; http.server closes it when
-    ``do_GET`` returns). Use it as a context manager so the closing handshake
-    happens before that. An invalid request gets its HTTP error response and
-    raises :class:`wsframe.HandshakeError`. Options are :class:`Server`'s
-    (``subprotocols``, ``origins``, ``max_message_size``, timeouts, ``backend``);
-    keepalive and buffered writes use one shared maintenance thread.
-    A TLS socket (``SSLSocket``) is not supported: terminate TLS in front.
-
-    A runnable example (``python example.py``, then open ws://127.0.0.1:8000/ws)::
-
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        from wsframe import upgrade
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                if self.path == "/ws":
-                    with upgrade(self) as ws:
-                        for message in ws:
-                            ws.send(message)
-                    return
-                body = b"plain HTTP on the same port\\n"
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        ThreadingHTTPServer(("127.0.0.1", 8000), Handler).serve_forever()
-    """
-    cfg = Config(**options)
-    sock = request_handler.connection
-    if isinstance(sock, ssl.SSLSocket):
-        raise NotImplementedError("upgrade() cannot take over a TLS socket; terminate TLS in front, or use serve(ssl_context=...)")
-    request_handler.close_connection = True
-    conn = new_server_connection(cfg)
-    try:
-        headers = hs.Headers(request_handler.headers.items())
-    except ValueError:
-        _answer(request_handler, hs.error_response(hs.HandshakeError(400, "invalid header")).serialize())
-        raise hs.HandshakeError(400, "invalid header") from None
-    request = hs.Request(request_handler.command, request_handler.path, request_handler.request_version, headers)
-    conn.receive_request(request)  # the same checks as serve()'s, in the core
-    for event in conn.events():
-        if isinstance(event, Rejected):
-            _answer(request_handler, conn.data_to_send())
-            raise hs.HandshakeError(event.status, event.reason)
-        break  # the Request event
-    response = conn.accept()
-    leftover = _buffered_input(request_handler)
-    sock.settimeout(None)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    ws = WebSocket(sock, cfg, shared(), request_handler.client_address)
-    ws._adopt(conn, response, leftover)
-    logger.info("%s open %s from %s (upgrade)", ws.id, request.target, _format_address(request_handler.client_address))
-    return ws
-
-
-def _answer(request_handler: Any, response: bytes) -> None:
-    """Best effort: the client may be gone already."""
-    try:
-        request_handler.wfile.write(response)
-    except OSError:
-        pass
-
-
-def _buffered_input(request_handler: Any) -> bytes:
-    """Bytes http.server's buffered rfile read past the request head (early WebSocket frames)."""
-    rfile = getattr(request_handler, "rfile", None)
-    sock = request_handler.connection
-    if rfile is None or not hasattr(rfile, "read1"):
-        return b""
-    timeout = sock.gettimeout()
-    try:
-        sock.setblocking(False)
-        data = rfile.read1(65536)
-    except (OSError, ValueError):
-        data = b""
-    finally:
-        sock.settimeout(timeout)
-    return data or b""
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -647,8 +648,11 @@ def _drain(sock: socket.socket) -> None:
         pass
 
 
-def _format_address(address: Any) -> str:
+def format_address(address: Any) -> str:
+    """``host:port``, ``[v6]:port`` or a Unix path, for logs and banners."""
     if isinstance(address, tuple) and len(address) >= 2:
         host = address[0]
         return f"[{host}]:{address[1]}" if ":" in str(host) else f"{host}:{address[1]}"
     return str(address)
+
+

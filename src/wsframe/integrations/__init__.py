@@ -1,0 +1,1 @@
+"""WebSockets inside servers people already run: each module takes over a connection from one of them."""
