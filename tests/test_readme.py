@@ -55,3 +55,14 @@ def test_bring_your_own_socket_client_against_websockets(backend, monkeypatch: p
         finally:
             server.shutdown()
             thread.join(10)
+
+
+def test_every_example_passes_mypy_strict(tmp_path: Path) -> None:
+    """``py.typed`` is only honest if code written as the README shows type-checks under --strict."""
+    api = pytest.importorskip("mypy.api")
+    blocks = _blocks()
+    for i, code in enumerate(blocks):
+        (tmp_path / f"readme_example_{i}.py").write_text(code, encoding="utf-8")
+    out, err, status = api.run(["--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache"),
+                                *sorted(str(p) for p in tmp_path.glob("readme_example_*.py"))])
+    assert status == 0, out + err

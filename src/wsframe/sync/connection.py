@@ -207,11 +207,25 @@ class WebSocket:
                         return message
                     if self._ended or (self.transport.dead and self._conn is None):
                         raise self._closed_error()
+                    if self.transport.over_limit:
+                        self._stop_reading_locked()
+                        continue
                 n = self.transport.read(deadline)
                 if n >= 0:
                     self._feed(n)
         finally:
             self._read_lock.release()
+
+    def _stop_reading_locked(self) -> None:
+        """Over ``write_limit``: read nothing until the peer takes our bytes; drop it after ``send_timeout``.
+
+        What we queue includes our automatic answers (pongs, close replies):
+        a peer that sends without reading is held back by TCP, not by our memory.
+        """
+        if not self.transport.flush_below_locked(self.transport.write_limit, self._options.send_timeout):
+            logger.warning("%s dropped: %d bytes wait for a peer that does not read (write_limit %d)",
+                           self.id, self.transport.buffered, self._options.write_limit)
+            self._drop_locked("slow consumer: the peer does not read")
 
     def __iter__(self) -> Iterator[Data]:
         """Messages until the connection closes (whatever the close code; see :attr:`close_code`)."""
@@ -224,17 +238,13 @@ class WebSocket:
     def _next_message_locked(self) -> Optional[Data]:
         """The next message, taking events from the protocol up to it; None when none is complete."""
         if self._messages:
-            message = self._messages.popleft()
-        else:
-            conn = self._conn
-            if conn is None or self._ended:
-                return None
-            message = self._pull_locked(until_message=True)
-            if message is None:
-                return None
-            if not _backlog(conn):  # the last one received: replies held so far go out now
-                self.transport.write_locked(b"")
-            return message
+            return self._messages.popleft()
+        conn = self._conn
+        if conn is None or self._ended:
+            return None
+        message = self._pull_locked(until_message=True)
+        if message is not None and not _backlog(conn):  # the last one received: held replies go out now
+            self.transport.write_locked(b"")
         return message
 
     def _feed(self, n: int) -> None:
@@ -600,8 +610,8 @@ class WebSocket:
         Takes the read lock, so no other thread is inside a read of this
         socket when its descriptor is closed.
         """
-        if not self._read_lock.acquire(timeout=5.0):
-            with self._lock:  # a reader stuck somewhere: wake it (EOF), then try again
+        if not self._read_lock.acquire(timeout=0.5):
+            with self._lock:  # a reader blocked somewhere: wake it (EOF), then wait for it
                 self._abort_locked(CLOSE_ABNORMAL, "released")
             if not self._read_lock.acquire(timeout=5.0):  # pragma: no cover - a reader that never returns
                 logger.warning("%s: a reader still holds the socket; leaving it open", self.id)

@@ -77,6 +77,7 @@ import selectors
 import socket
 import socketserver
 import threading
+from socket import socket as Socket
 import time
 from time import monotonic
 from typing import Any, Callable, Iterable, List, Optional, Set, Tuple, Union
@@ -422,11 +423,11 @@ class _Listener:
     """The socketserver side of one listening socket: accept, then hand the socket to the Server."""
 
     server_address: Any
-    socket: socket.socket
+    socket: Socket
     owner: Server
     unix_path: Optional[str] = None
 
-    def get_request(self) -> Tuple[socket.socket, Any]:
+    def get_request(self) -> Tuple[Socket, Any]:
         try:
             sock, address = self.socket.accept()
         except OSError as exc:
@@ -507,7 +508,8 @@ def _listen(owner: Server, host: Optional[str], port: int, path: Optional[str],
         raise ValueError(f"port must be an int from 0 to 65535, not {port!r}")
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     addresses: List[Tuple[int, Any]] = []
-    for family, _, _, _, address in infos:
+    for info in infos:
+        family, address = int(info[0]), info[4]
         if family in (socket.AF_INET, socket.AF_INET6) and (family, address[0]) not in [(f, a[0]) for f, a in addresses]:
             addresses.append((family, address))
     listeners: List[Any] = []

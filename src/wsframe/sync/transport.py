@@ -184,8 +184,8 @@ class Transport:
     def _flush_while_waiting(self, deadline: Optional[float]) -> bool:
         """Write our backlog while waiting for input; True when input is ready, False when the backlog is gone.
 
-        Above ``write_limit`` input is not even looked at: only the backlog is
-        written, until it is back under the limit (or the deadline passes).
+        Above ``write_limit`` it returns at once (True): the caller stops
+        reading until the backlog is back under the limit (see ``over_limit``).
         """
         with self._lock:
             self._flushing += 1
@@ -194,11 +194,12 @@ class Transport:
                 with self._lock:
                     if not self._out or self.dead:
                         return False
-                    reading = not self.over_limit
+                    if self.over_limit:  # stop reading: the caller waits for the peer (or drops it)
+                        return True
                 wait = 1.0 if deadline is None else deadline - monotonic()
                 if wait <= 0:
                     raise TimeoutError(f"{self.label}: timed out")
-                readable, writable = self._poll(reading, True, min(wait, 1.0))
+                readable, writable = self._poll(True, True, min(wait, 1.0))
                 if readable:
                     return True
                 if writable:
