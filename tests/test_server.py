@@ -42,6 +42,19 @@ from wsframe.sync.connection import CLOSE_SLOW_CONSUMER
 SRC = Path(__file__).resolve().parent.parent / "src"
 
 
+@pytest.fixture(autouse=True, params=["dontwait", "portable"])
+def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every server test twice: writes with MSG_DONTWAIT (POSIX), and the path of platforms without it.
+
+    Without it (Windows) sockets are non-blocking and reads wait in poll/select first.
+    """
+    if request.param == "portable":
+        from wsframe.sync import transport
+
+        monkeypatch.setattr(transport, "MSG_DONTWAIT", 0)
+    return str(request.param)
+
+
 # -- helpers -----------------------------------------------------------------------------
 
 

@@ -506,8 +506,13 @@ def _listen(owner: Server, host: Optional[str], port: int, path: Optional[str],
         return [_TCPListener(owner, sock.family, None, sock)]
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise ValueError(f"port must be an int from 0 to 65535, not {port!r}")
-    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     addresses: List[Tuple[int, Any]] = []
+    if host == "localhost":  # both loopbacks whatever /etc/hosts says (RFC 6761): browsers try ::1 first
+        addresses.append((socket.AF_INET, ("127.0.0.1", port)))
+        if _ipv6_loopback():
+            addresses.append((socket.AF_INET6, ("::1", port, 0, 0)))
+    infos = [] if addresses else socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                    flags=socket.AI_PASSIVE)
     for info in infos:
         family, address = int(info[0]), info[4]
         if family in (socket.AF_INET, socket.AF_INET6) and (family, address[0]) not in [(f, a[0]) for f, a in addresses]:
@@ -523,6 +528,17 @@ def _listen(owner: Server, host: Optional[str], port: int, path: Optional[str],
             listener.server_close()
         raise
     return listeners
+
+
+def _ipv6_loopback() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
 
 
 # -- event style -----------------------------------------------------------------------
