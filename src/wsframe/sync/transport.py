@@ -135,13 +135,18 @@ class Transport:
 
         Blocks until input arrives or ``deadline`` passes (TimeoutError). While
         our own bytes wait for the socket, it writes them as the socket takes
-        them; while more than ``write_limit`` wait, it does not read at all, so
-        a peer that sends without reading is held back by TCP. A timer shutting
-        the socket down ends the wait (EOF).
+        them. While more than ``write_limit`` wait, it reads nothing and returns
+        -1 at once: the caller waits for the peer to catch up (or drops it), so
+        a peer that sends without reading is held back by TCP, not by our
+        memory. A timer shutting the socket down ends the wait (EOF).
         """
         view = self.buffer()
+        if self.over_limit:
+            return -1
         flags = 0  # a blocking socket: recv waits; a non-blocking one waited in poll first
         if self._out and self._flush_while_waiting(deadline):
+            if self.over_limit:
+                return -1
             flags = MSG_DONTWAIT
         elif deadline is not None or self._nonblocking:
             self._wait_readable(deadline)
