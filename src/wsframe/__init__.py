@@ -43,12 +43,14 @@ validate_utf8 = _active.validate_utf8
 # The threaded server is imported on first use: sans-I/O users never load
 # socketserver, ssl or selectors.
 _SERVER_NAMES = ("EventHandler", "Server", "WebSocket", "serve")
+_CLIENT_NAMES = ("connect", "InvalidURI", "InvalidStatus", "InvalidHandshake", "ProxyError")
 
 
 if TYPE_CHECKING:
     from .integrations.http_server import upgrade
     from .options import Accept, Options, Refuse
     from .sync.connection import WebSocket
+    from .sync.client import InvalidHandshake, InvalidStatus, InvalidURI, ProxyError, connect
     from .sync.server import EventHandler, Server, serve
 
 
@@ -61,6 +63,10 @@ def __getattr__(name: str) -> Any:  # PEP 562
         from .integrations import http_server
 
         return http_server.upgrade
+    if name in _CLIENT_NAMES:
+        from .sync import client
+
+        return getattr(client, name)
     if name in ("Options", "Accept", "Refuse"):
         from . import options
 
@@ -69,6 +75,11 @@ def __getattr__(name: str) -> Any:  # PEP 562
 
 
 __all__ = [
+    "connect",
+    "InvalidHandshake",
+    "InvalidStatus",
+    "InvalidURI",
+    "ProxyError",
     "Accept",
     "Options",
     "Refuse",

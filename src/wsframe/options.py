@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import ssl
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple, Union
 
+from . import __version__
 from .protocol import handshake as hs
 from .protocol.connection import DEFAULT_MAX_MESSAGE_SIZE
 
@@ -48,6 +50,9 @@ UpgradeHook = Callable[[hs.Request], Union[Accept, Refuse, None]]
 SubprotocolHook = Callable[[hs.Request, Sequence[str]], Optional[str]]
 RequestHook = Callable[[hs.Request], Optional[HTTPAnswer]]
 
+#: The User-Agent a client sends by default.
+USER_AGENT = f"wsframe/{__version__} Python/{sys.version_info[0]}.{sys.version_info[1]}"
+
 
 def _doc(text: str, *, cli: Optional[str] = None) -> Dict[str, Any]:
     return {"doc": text, "cli": cli}
@@ -55,7 +60,7 @@ def _doc(text: str, *, cli: Optional[str] = None) -> Dict[str, Any]:
 
 _TIMES = ("open_timeout", "ping_interval", "ping_timeout", "close_timeout", "send_timeout")
 _SIZES = ("max_message_size", "max_fragments", "write_limit", "max_request_line", "max_request_headers",
-          "max_request_size")
+          "max_request_size", "max_redirects")
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,16 @@ class Options:
     max_request_line: int = field(default=8190, metadata=_doc("server: longest request line (431 beyond)"))
     max_request_headers: int = field(default=128, metadata=_doc("server: most request header fields (431 beyond)"))
     max_request_size: int = field(default=65536, metadata=_doc("server: largest request head in bytes (431 beyond)"))
+    additional_headers: Sequence[Tuple[str, str]] = field(default=(), metadata=_doc(
+        "client: extra request headers, (name, value) pairs or a dict"))
+    origin: Optional[str] = field(default=None, metadata=_doc("client: the Origin header to send, if any"))
+    user_agent: Optional[str] = field(default=USER_AGENT, metadata=_doc(
+        "client: the User-Agent header (None: none)"))
+    proxy: Union[str, bool, None] = field(default=True, metadata=_doc(
+        "client: a proxy URL (http://, socks5://, socks4://), True for the *_proxy environment "
+        "variables, None for none"))
+    max_redirects: int = field(default=10, metadata=_doc(
+        "client: redirects followed at most (301, 302, 303, 307, 308; never from wss:// to ws://)"))
     batch_writes: bool = field(default=True, metadata=_doc(
         "write replies to messages already received in one system call"))
     backend: Optional[str] = field(default=None, metadata=_doc(
@@ -115,6 +130,8 @@ class Options:
             value = getattr(self, name)
             if value is None and name in ("max_message_size", "max_fragments"):
                 continue
+            if name == "max_fragments" and isinstance(value, int) and value < 1:
+                raise ValueError("max_fragments must be >= 1 or None")
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be an int, not {type(value).__name__}")
             if value < 0:
@@ -137,6 +154,20 @@ class Options:
             hook = getattr(self, name)
             if hook is not None and not callable(hook):
                 raise TypeError(f"{name} must be callable or None")
+        headers = self.additional_headers
+        if isinstance(headers, dict):
+            headers = tuple(headers.items())
+        if isinstance(headers, (str, bytes)) or not all(
+            isinstance(h, tuple) and len(h) == 2 and all(isinstance(x, str) for x in h) for h in headers
+        ):
+            raise TypeError("additional_headers must be (name, value) pairs of str, or a dict")
+        object.__setattr__(self, "additional_headers", tuple(headers))
+        for name in ("origin", "user_agent"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a str or None")
+        if self.proxy is not None and not isinstance(self.proxy, (str, bool)):
+            raise TypeError("proxy must be a URL, True (from the environment) or None")
         if not isinstance(self.batch_writes, bool):
             raise TypeError("batch_writes must be a bool")
         if self.backend is not None:

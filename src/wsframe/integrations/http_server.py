@@ -81,7 +81,8 @@ def upgrade(request_handler: Any, **options: Any) -> WebSocket:
     leftover = _buffered_input(request_handler)
     sock.settimeout(None)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    ws = WebSocket(sock, opts, shared(), request_handler.client_address, owns_socket=False)
+    ws = WebSocket(sock, opts, shared(), request_handler.client_address, owns_socket=False,
+                   release_on_close=True)
     ws.request = request
     with ws._lock:
         ws.opened_locked(conn, response)

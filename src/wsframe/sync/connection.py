@@ -74,7 +74,7 @@ class WebSocket:
     __slots__ = (
         "id", "remote_address", "request", "response", "_options", "_lock", "_read_lock", "_cond",
         "_closed_event", "_messages", "_conn", "transport", "timers", "_ended", "_local", "_sent_close",
-        "_fragmenting", "_pings", "_reader", "__weakref__",
+        "_fragmenting", "_pings", "_pong_watch", "_reader", "_release_on_close", "__weakref__",
     )
 
     def __init__(
@@ -86,6 +86,7 @@ class WebSocket:
         *,
         owns_socket: bool = True,
         nonblocking: Optional[bool] = None,
+        release_on_close: bool = False,
     ) -> None:
         self.id = f"ws-{next(_ids)}"
         self.remote_address = remote_address
@@ -110,7 +111,10 @@ class WebSocket:
         self._sent_close: Optional[Tuple[int, str]] = None
         self._fragmenting: Optional[int] = None  # thread sending a fragmented message
         self._pings: Optional[Dict[bytes, threading.Event]] = None
+        self._pong_watch = False  # the maintenance thread watches for input while pings wait
         self._reader = 0  # thread that last took a message from recv()
+        # True when no server thread will release the socket: close() and ``with`` do (clients, upgrade()).
+        self._release_on_close = release_on_close
 
     # -- what the handler sees -------------------------------------------------------
 
@@ -215,6 +219,9 @@ class WebSocket:
                     self._feed(n)
         finally:
             self._read_lock.release()
+            if self._pings:
+                with self._lock:
+                    self._watch_for_pongs_locked()
 
     def _stop_reading_locked(self) -> None:
         """Over ``write_limit``: read nothing until the peer takes our bytes; drop it after ``send_timeout``.
@@ -430,7 +437,8 @@ class WebSocket:
         ``data`` defaults to 4 random bytes; a payload still waiting for its
         pong is a ValueError. The event is also set when the connection ends
         first, so ``wait()`` never outlives the connection: check :attr:`open`.
-        Pongs are only seen while someone reads (the handler's ``recv()``).
+        While pings wait, the maintenance thread reads what arrives if nobody
+        else does (messages wait for :meth:`recv`), so the pong is seen.
         """
         if data is None:
             payload = os.urandom(4)
@@ -450,7 +458,27 @@ class WebSocket:
                 self._pings = {}
             event = self._pings[payload] = threading.Event()
             self.transport.write_locked(frame)
+            self._watch_for_pongs_locked()
         return event
+
+    def _watch_for_pongs_locked(self) -> None:
+        """While pings wait and nobody reads, the maintenance thread reads, so pongs are seen."""
+        if self._pings and not self._pong_watch and not self._ended and not self.transport.dead:
+            self._pong_watch = True
+            self.transport.watch_readable(self._read_for_pongs)
+
+    def _read_for_pongs(self) -> bool:
+        """Maintenance thread, on input: read it unless a reader is there; True to stop watching.
+
+        A thread in :meth:`recv` reads the pong itself, and watches again as it leaves.
+        """
+        if self._pings and not self._ended and self.read_on_behalf():
+            with self._lock:
+                if self._pings and not self._ended and not self.transport.dead:
+                    return False
+        with self._lock:
+            self._pong_watch = False
+        return True
 
     def _wait_own_turn_locked(self) -> None:
         """Wait while another thread is in the middle of a fragmented message."""
@@ -528,6 +556,8 @@ class WebSocket:
             elif conn.state is State.OPEN and not self.transport.dead:
                 self._start_closing_locked(code, reason)  # ValueError for a code that cannot be sent
         self._wait_closed()
+        if self._release_on_close:
+            self.release()
 
     def __enter__(self) -> "WebSocket":
         return self
@@ -537,8 +567,6 @@ class WebSocket:
             self.close_quietly(1000, "")
         else:
             self.close_quietly(CLOSE_INTERNAL_ERROR, "internal error")
-        if not self.transport.owns_socket:
-            self.release()
 
     def _start_closing_locked(self, code: int, reason: str) -> None:
         """Send our close frame; messages already received stay readable."""

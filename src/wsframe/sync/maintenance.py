@@ -35,7 +35,7 @@ import socket
 import threading
 from collections import deque
 from time import monotonic
-from typing import Any, Callable, Deque, List, Optional, Set
+from typing import Any, Callable, Deque, Dict, List, Optional, Set
 
 __all__ = ["Maintenance", "Timer", "shared"]
 
@@ -103,6 +103,13 @@ class Maintenance:
         """Call ``on_writable()`` whenever ``sock`` can take more bytes, until it returns True."""
         self.post(lambda: self._register(sock, selectors.EVENT_WRITE, on_writable))
 
+    def watch_readable(self, sock: socket.socket, on_readable: Callable[[], bool]) -> None:
+        """Call ``on_readable()`` whenever ``sock`` has input, until it returns True.
+
+        Independent of :meth:`watch_writable` on the same socket: each event has its own callback.
+        """
+        self.post(lambda: self._register(sock, selectors.EVENT_READ, on_readable))
+
     def forget(self, sock: socket.socket) -> None:
         """Stop watching ``sock`` (post this before closing it)."""
         self.post(lambda: self._unregister(sock))
@@ -148,7 +155,7 @@ class Maintenance:
             self._wake_r, self._wake_w = socket.socketpair()
             self._wake_r.setblocking(False)
             self._wake_w.setblocking(False)
-            self._selector.register(self._wake_r, selectors.EVENT_READ, self._drain_wake)
+            self._selector.register(self._wake_r, selectors.EVENT_READ, {selectors.EVENT_READ: self._drain_wake})
         self._sleeping_until = -math.inf
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=self.daemon)
         self._thread.start()
@@ -218,9 +225,8 @@ class Maintenance:
                 with self._lock:
                     if events or self._posted or self._heap:
                         self._sleeping_until = -math.inf
-                for key, _mask in events:
-                    if key.data():
-                        self._unregister(key.fileobj)  # type: ignore[arg-type]
+                for key, mask in events:
+                    self._dispatch(key, mask)
         finally:
             with self._lock:
                 if self._stopped or self._thread is threading.current_thread():
@@ -235,13 +241,49 @@ class Maintenance:
         except Exception:
             logger.exception("%s: callback failed", self.name)
 
-    def _register(self, sock: socket.socket, events: int, callback: Callable[[], bool]) -> None:
+    def _register(self, sock: socket.socket, event: int, callback: Callable[[], bool]) -> None:
+        """Watch ``sock`` for ``event`` (read or write), keeping a watch on the other event."""
         assert self._selector is not None
         try:
-            self._selector.register(sock, events, callback)
-        except KeyError:
-            self._selector.modify(sock, events, callback)
-        except (ValueError, OSError):  # closed meanwhile
+            key = self._selector.get_key(sock)
+        except (KeyError, ValueError):
+            key = None
+        callbacks: Dict[int, Callable[[], bool]] = dict(key.data) if key is not None else {}
+        callbacks[event] = callback
+        mask = 0
+        for bit in callbacks:
+            mask |= bit
+        try:
+            if key is None:
+                self._selector.register(sock, mask, callbacks)
+            else:
+                self._selector.modify(sock, mask, callbacks)
+        except (ValueError, OSError, KeyError):  # closed meanwhile
+            pass
+
+    def _dispatch(self, key: selectors.SelectorKey, mask: int) -> None:
+        """Run the callbacks of the events that happened; drop those that say they are done."""
+        callbacks: Dict[int, Callable[[], bool]] = dict(key.data)
+        for event in (selectors.EVENT_READ, selectors.EVENT_WRITE):
+            callback = callbacks.get(event)
+            if callback is not None and mask & event:
+                done = True
+                try:
+                    done = callback()
+                except Exception:
+                    logger.exception("%s: callback failed", self.name)
+                if done:
+                    del callbacks[event]
+        sock = key.fileobj
+        if not callbacks:
+            self._unregister(sock)  # type: ignore[arg-type]
+            return
+        new_mask = 0
+        for bit in callbacks:
+            new_mask |= bit
+        try:
+            self._selector.modify(sock, new_mask, callbacks)  # type: ignore[union-attr]
+        except (KeyError, ValueError, OSError):
             pass
 
     def _unregister(self, sock: socket.socket) -> None:

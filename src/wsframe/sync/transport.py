@@ -314,6 +314,11 @@ class Transport:
             self._watching = True
             self._maint.watch_writable(self.sock, self._on_writable)
 
+    def watch_readable(self, callback: Callable[[], bool]) -> None:
+        """Have the maintenance thread call ``callback()`` on input until it returns True."""
+        if not self.dead:
+            self._maint.watch_readable(self.sock, callback)
+
     def _on_writable(self) -> bool:
         """Maintenance thread: the socket can take more. True when nothing is left to write."""
         with self._lock:

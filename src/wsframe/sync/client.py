@@ -1,0 +1,410 @@
+"""A blocking WebSocket client: ``with wsframe.connect("ws://host/path") as ws: ...``.
+
+The client side of the same :class:`~.connection.WebSocket` the server's
+handlers get (role: client), over a socket opened here: directly (each
+address of the name in turn, within ``open_timeout``), through a proxy
+(HTTP ``CONNECT``, or SOCKS with the optional ``python-socks``), or on a
+Unix domain socket; TLS for ``wss://`` verifies the certificate and the host
+name by default. Keepalive and timeouts run on the process-wide maintenance
+thread: no thread per client.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import socket
+import ssl
+import sys
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from time import monotonic
+from typing import Any, List, Optional, Tuple
+
+from ..options import Options
+from ..protocol import handshake as hs
+from ..protocol.connection import ClientConnection
+from ..protocol.events import Accepted, Rejected
+from .connection import WebSocket
+from .maintenance import shared
+
+__all__ = ["connect", "parse_uri", "URI", "InvalidURI", "InvalidStatus", "InvalidHandshake", "ProxyError"]
+
+logger = logging.getLogger("wsframe.client")
+
+_REDIRECTS = (301, 302, 303, 307, 308)
+_MAX_BODY = 65536  # of an HTTP error response kept for InvalidStatus
+
+
+class InvalidURI(ValueError):
+    """The URI is not a ws:// or wss:// URI (or a redirect pointed somewhere a client may not follow)."""
+
+
+class InvalidHandshake(hs.HandshakeError):
+    """The server's answer broke RFC 6455: a wrong Sec-WebSocket-Accept, an unrequested subprotocol or extension."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(0, reason)
+
+
+class InvalidStatus(hs.HandshakeError):
+    """The server answered the upgrade with another HTTP status; ``response`` holds it, ``body`` its body."""
+
+    def __init__(self, response: hs.Response) -> None:
+        super().__init__(response.status, f"server rejected the upgrade: HTTP {response.status} {response.reason}",
+                         response.headers.items())
+        self.response = response
+
+    @property
+    def body(self) -> bytes:
+        return self.response.body
+
+
+class ProxyError(ConnectionError):
+    """The proxy refused or failed the tunnel."""
+
+
+@dataclass(frozen=True)
+class URI:
+    """A parsed ws:// or wss:// URI."""
+
+    secure: bool
+    host: str
+    port: int
+    resource: str  # path and query: the request target
+    user_info: Optional[Tuple[str, str]] = None
+
+    @property
+    def host_header(self) -> str:
+        """The Host header value: the port only when it is not the scheme's default."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.secure else 80
+        return host if self.port == default else f"{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return f"{'wss' if self.secure else 'ws'}://{self.host_header}{self.resource}"
+
+
+def parse_uri(uri: str) -> URI:
+    """Parse a WebSocket URI (RFC 6455 section 3); :class:`InvalidURI` if it is not one."""
+    try:
+        parts = urllib.parse.urlsplit(uri)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidURI(f"{uri!r} is not a valid URI: {exc}") from None
+    if parts.scheme not in ("ws", "wss"):
+        raise InvalidURI(f"{uri!r} is not a ws:// or wss:// URI")
+    if parts.fragment:
+        raise InvalidURI(f"{uri!r}: a WebSocket URI has no fragment")
+    if not parts.hostname:
+        raise InvalidURI(f"{uri!r} has no host")
+    secure = parts.scheme == "wss"
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    user_info = None
+    if parts.username is not None or parts.password is not None:
+        user_info = (urllib.parse.unquote(parts.username or ""), urllib.parse.unquote(parts.password or ""))
+    return URI(secure, parts.hostname, port or (443 if secure else 80), resource, user_info)
+
+
+def connect(
+    uri: str,
+    *,
+    sock: Optional[socket.socket] = None,
+    unix_path: Optional[str] = None,
+    server_hostname: Optional[str] = None,
+    **options: Any,
+) -> WebSocket:
+    """Open a WebSocket connection to ``uri``; use the result as a context manager.
+
+    ``sock`` is an already connected socket to use, ``unix_path`` a Unix
+    domain socket to connect to (the URI still gives the Host header and
+    the path); ``server_hostname`` overrides the name TLS checks. ``options``
+    are :class:`wsframe.options.Options` fields (``subprotocols``,
+    ``additional_headers``, ``origin``, ``user_agent``, ``proxy``, timeouts,
+    limits, ``ssl`` ...). Redirects (301, 302, 303, 307, 308) are followed
+    up to ``max_redirects``, never from wss:// to ws://.
+
+    Raises :class:`InvalidURI`, :class:`InvalidStatus` (the HTTP response
+    is on it), :class:`InvalidHandshake`, ``TimeoutError`` after
+    ``open_timeout``, and ``OSError`` naming the address and the stage.
+    """
+    opts = Options.of(options)
+    target = parse_uri(uri)
+    deadline = None if opts.open_timeout is None else monotonic() + opts.open_timeout
+    for _ in range(opts.max_redirects + 1):
+        raw = sock if sock is not None else open_socket(target, opts, deadline, unix_path)
+        ws = WebSocket(raw, opts, shared(), _peer(raw), release_on_close=True)
+        try:
+            location = ClientHandshake(ws, opts, target, server_hostname).run(deadline)
+        except BaseException:
+            ws.release()
+            raise
+        if location is None:
+            return ws
+        ws.release()
+        if sock is not None:
+            raise InvalidStatus(hs.Response(302, "Found", hs.Headers([("Location", location)])))
+        new = _redirect_target(target, location)
+        if target.secure and not new.secure:
+            raise InvalidURI(f"refusing a redirect from {target} down to {new}")
+        logger.info("redirected from %s to %s", target, new)
+        target = new
+    raise InvalidHandshake(f"more than {opts.max_redirects} redirects")
+
+
+def _redirect_target(current: URI, location: str) -> URI:
+    """Where a redirect's Location points, relative to ``current``; http(s) URLs name ws(s) endpoints."""
+    base = str(current).replace("ws", "http", 1)  # urljoin knows http's rules for relative references
+    joined = urllib.parse.urljoin(base, location)
+    scheme, rest = joined.split(":", 1) if ":" in joined else ("", joined)
+    scheme = {"http": "ws", "https": "wss"}.get(scheme.lower(), scheme.lower())
+    return parse_uri(f"{scheme}:{rest}")
+
+
+def _peer(sock: socket.socket) -> Any:
+    try:
+        return sock.getpeername()
+    except OSError:
+        return None
+
+
+class ClientHandshake:
+    """Runs the opening handshake of one client-side :class:`WebSocket` (TLS, request, response)."""
+
+    __slots__ = ("ws", "options", "target", "server_hostname")
+
+    def __init__(self, ws: WebSocket, options: Options, target: URI, server_hostname: Optional[str]) -> None:
+        self.ws = ws
+        self.options = options
+        self.target = target
+        self.server_hostname = server_hostname
+
+    def run(self, deadline: Optional[float]) -> Optional[str]:
+        """Open the connection; the Location of a redirect instead, or an exception."""
+        ws, options, target = self.ws, self.options, self.target
+        with ws._read_lock:
+            with ws._lock:
+                ws.timers.start_open_locked()  # the timer shuts the socket down: every read here ends
+            try:
+                return self._run(ws, options, target)
+            except (OSError, ssl.SSLError, EOFError) as exc:
+                if deadline is not None and monotonic() >= deadline - 0.01:
+                    raise TimeoutError(f"opening handshake with {target} timed out") from None
+                if isinstance(exc, EOFError):
+                    raise InvalidHandshake("the server closed the connection during the opening handshake") from None
+                raise
+
+    def _run(self, ws: WebSocket, options: Options, target: URI) -> Optional[str]:
+        if target.secure:
+            context = options.ssl if options.ssl is not None else ssl.create_default_context()
+            if not ws.transport.start_tls(context, server_side=False,
+                                          server_hostname=self.server_hostname or target.host):
+                raise EOFError
+        headers: List[Tuple[str, str]] = list(_header_items(options.additional_headers))
+        if options.user_agent is not None:
+            headers.append(("User-Agent", options.user_agent))
+        conn = ClientConnection(
+            target.host_header, target.resource, origin=options.origin, subprotocols=options.subprotocols,
+            extra_headers=headers, max_message_size=options.max_message_size, backend=options.backend,
+        )
+        request = conn.handshake_request()
+        reader = hs.HeadReader()
+        reader.feed(request)
+        ws.request = hs.parse_request(reader)
+        with ws._lock:
+            ws.transport.write_locked(request)
+        received = bytearray()
+        head = hs.HeadReader()
+        while True:
+            chunk = ws.transport.read_plain()
+            if not chunk:
+                raise EOFError
+            received += chunk
+            if head.feed(chunk):
+                break
+        response = hs.parse_response(head)
+        if response.status in _REDIRECTS and response.headers.get("Location"):
+            return response.headers["Location"]
+        if response.status != 101:
+            body = self._read_body(response, head.rest)
+            raise InvalidStatus(hs.Response(response.status, response.reason, response.headers, body))
+        conn.receive_data(bytes(received))
+        with ws._lock:
+            for event in conn.events():
+                if isinstance(event, Accepted):
+                    ws.response = event.response
+                    ws.opened_locked(conn)
+                    return None
+                if isinstance(event, Rejected):
+                    raise InvalidHandshake(event.reason)
+        raise InvalidHandshake("incomplete handshake response")  # pragma: no cover - a complete head decides
+
+    def _read_body(self, response: hs.Response, rest: bytes) -> bytes:
+        """The body of an error response, as far as Content-Length says (at most 64 KiB)."""
+        try:
+            length = min(int(response.headers.get("Content-Length") or 0), _MAX_BODY)
+        except ValueError:
+            length = 0
+        body = bytearray(rest[:length])
+        while len(body) < length:
+            try:
+                chunk = self.ws.transport.read_plain()
+            except OSError:
+                break
+            if not chunk:
+                break
+            body += chunk[: length - len(body)]
+        return bytes(body)
+
+
+def _header_items(headers: Any) -> List[Tuple[str, str]]:
+    if headers is None:
+        return []
+    if isinstance(headers, dict):
+        return [(str(k), str(v)) for k, v in headers.items()]
+    if isinstance(headers, hs.Headers):
+        return headers.items()
+    return [(str(k), str(v)) for k, v in headers]
+
+
+# -- opening the socket ---------------------------------------------------------------------
+
+
+def open_socket(target: URI, options: Options, deadline: Optional[float], unix_path: Optional[str] = None) -> socket.socket:
+    """A connected socket to ``target``: through ``unix_path``, a proxy, or each address of the name in turn."""
+    if unix_path is not None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(_remaining(deadline))
+        try:
+            sock.connect(unix_path)
+        except OSError as exc:
+            sock.close()
+            raise type(exc)(exc.errno, f"cannot connect to the Unix socket {unix_path}: {exc.strerror or exc}") from None
+        return sock
+    proxy = proxy_for(target, options.proxy)
+    if proxy is not None:
+        return _through_proxy(proxy, target, deadline)
+    return _tcp_connect(target.host, target.port, deadline, "connect")
+
+
+def _remaining(deadline: Optional[float]) -> Optional[float]:
+    if deadline is None:
+        return None
+    remaining = deadline - monotonic()
+    if remaining <= 0:
+        raise TimeoutError("open_timeout passed")
+    return remaining
+
+
+def _tcp_connect(host: str, port: int, deadline: Optional[float], stage: str) -> socket.socket:
+    """Try every address of ``host`` in turn (IPv6 and IPv4 interleaved) until one connects."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise socket.gaierror(exc.errno, f"cannot resolve {host!r} ({stage}): {exc.strerror}") from None
+    by_family: List[List[Any]] = [[i for i in infos if i[0] == socket.AF_INET6], [i for i in infos if i[0] != socket.AF_INET6]]
+    ordered = [i for pair in _zip_longest(*by_family) for i in pair if i is not None]
+    errors: List[str] = []
+    for family, kind, proto, _, address in ordered:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(_remaining(deadline))
+            sock.connect(address)
+        except socket.timeout:
+            sock.close()
+            raise TimeoutError(f"timed out connecting to {_show(address)} ({stage})") from None
+        except OSError as exc:
+            sock.close()
+            errors.append(f"{_show(address)}: {exc.strerror or exc}")
+            continue
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    raise ConnectionRefusedError(f"cannot connect to {host}:{port} ({stage}): " + "; ".join(errors))
+
+
+def _zip_longest(a: List[Any], b: List[Any]) -> List[Tuple[Any, Any]]:
+    n = max(len(a), len(b))
+    return [(a[i] if i < len(a) else None, b[i] if i < len(b) else None) for i in range(n)]
+
+
+def _show(address: Any) -> str:
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def proxy_for(target: URI, proxy: Any) -> Optional[str]:
+    """The proxy URL to reach ``target`` through: ``proxy`` itself, or the environment's when True.
+
+    The environment: ``https_proxy`` for wss://, ``http_proxy`` for ws://,
+    then ``all_proxy``; ``no_proxy`` exempts hosts, as ``requests`` and
+    ``websockets`` read them.
+    """
+    if proxy is None or proxy is False:
+        return None
+    if isinstance(proxy, str):
+        return proxy
+    proxies = urllib.request.getproxies()
+    if "no" in proxies and urllib.request.proxy_bypass_environment(target.host, proxies):
+        return None
+    return proxies.get("https" if target.secure else "http") or proxies.get("all") or None
+
+
+def _through_proxy(proxy: str, target: URI, deadline: Optional[float]) -> socket.socket:
+    parts = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    scheme = parts.scheme.lower()
+    if scheme in ("socks5", "socks5h", "socks4", "socks4a"):
+        return _through_socks(proxy, target, deadline)
+    if scheme not in ("http", "https"):
+        raise InvalidURI(f"unsupported proxy scheme {scheme!r} in {proxy!r}")
+    if scheme == "https":
+        raise InvalidURI("TLS to the proxy itself (https:// proxies) is not supported; use http://")
+    if not parts.hostname:
+        raise InvalidURI(f"proxy {proxy!r} has no host")
+    sock = _tcp_connect(parts.hostname, parts.port or 8080, deadline, f"proxy {parts.hostname}")
+    try:
+        authority = f"[{target.host}]:{target.port}" if ":" in target.host else f"{target.host}:{target.port}"
+        lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
+        if parts.username is not None:
+            credentials = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+            lines.append("Proxy-Authorization: Basic " + base64.b64encode(credentials.encode("utf-8")).decode("ascii"))
+        sock.settimeout(_remaining(deadline))
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        head = hs.HeadReader()
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise ProxyError(f"proxy {parts.hostname} closed the connection before answering CONNECT")
+            if head.feed(chunk):
+                break
+        response = hs.parse_response(head)
+        if response.status != 200:
+            raise ProxyError(f"proxy {parts.hostname} refused CONNECT {authority}: {response.status} {response.reason}")
+        if head.rest:
+            raise ProxyError(f"proxy {parts.hostname} sent data before the tunnel was open")
+        sock.settimeout(None)
+        return sock
+    except socket.timeout:
+        sock.close()
+        raise TimeoutError(f"timed out opening a tunnel through proxy {parts.hostname}") from None
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _through_socks(proxy: str, target: URI, deadline: Optional[float]) -> socket.socket:
+    try:
+        from python_socks.sync import Proxy
+    except ImportError:
+        raise ImportError("a SOCKS proxy needs python-socks: pip install 'wsframe[socks]'") from None
+    try:
+        sock: socket.socket = Proxy.from_url(proxy).connect(target.host, target.port, timeout=_remaining(deadline))
+    except Exception as exc:
+        if isinstance(exc, TimeoutError):
+            raise TimeoutError(f"timed out connecting through SOCKS proxy {proxy}") from None
+        raise ProxyError(f"SOCKS proxy {proxy} could not reach {target.host}:{target.port}: {exc}") from None
+    sock.settimeout(None)
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
