@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Tuple
+
 import pytest
 
 from wsframe.protocol import backend as _backend
@@ -18,3 +23,19 @@ def backend(request: pytest.FixtureRequest):
     """The backend namespace (``_backend.load(name)``): same names in both."""
     return _backend.load(request.param)
 
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: Any) -> Tuple[Path, Path]:
+    """A self-signed certificate for localhost and 127.0.0.1, and its key (made with the openssl command)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True, timeout=30,
+    )
+    return cert, key

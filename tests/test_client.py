@@ -11,12 +11,13 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Tuple
+from typing import Any, Iterator, List, Tuple
 
 import pytest
 from websockets.sync.server import serve as websockets_serve
 
 import wsframe
+from support import stop_process
 from wsframe import InvalidHandshake, InvalidStatus, InvalidURI, Refuse, connect, serve
 from wsframe.protocol import handshake as hs
 from wsframe.sync import client as client_module
@@ -289,21 +290,6 @@ def test_redirects_are_followed_up_to_the_limit(backend: Any) -> None:
             connect(f"ws://127.0.0.1:{looping.port}/", **opts(backend, max_redirects=3))
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: Any) -> Tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is needed to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=60,
-    )
-    return cert, key
-
-
 def test_wss_verifies_by_default_and_trusts_a_given_context(backend: Any, certificate: Any) -> None:
     cert, key = certificate
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -362,11 +348,7 @@ def tinyproxy(tmp_path_factory: Any) -> Iterator[Tuple[int, str]]:
         _wait_port(port)
         yield port, str(folder / "log")
     finally:
-        process.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(5)
-        if process.poll() is None:
-            process.kill()
+        stop_process(process)
 
 
 def test_http_connect_proxy_with_basic_auth(backend: Any, tinyproxy: Any) -> None:
@@ -411,11 +393,7 @@ def microsocks() -> Iterator[int]:
         _wait_port(port)
         yield port
     finally:
-        process.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(5)
-        if process.poll() is None:
-            process.kill()
+        stop_process(process)
 
 
 def test_socks5_proxy(backend: Any, microsocks: int) -> None:

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import selectors
-import shutil
 import signal
 import socket
 import ssl
@@ -37,6 +36,7 @@ from wsframe.protocol.connection import ClientConnection
 from wsframe.protocol.events import Accepted, CloseReceived, Closed, Ping, TextMessage
 from wsframe.protocol.errors import ConnectionClosed
 from wsframe import EventHandler, Server, WebSocket, serve, upgrade
+from support import wait_for
 from wsframe.sync.connection import CLOSE_SLOW_CONSUMER
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -80,15 +80,6 @@ def client(server: Server, path: str = "/", **kwargs: Any) -> Any:
 def echo(ws: WebSocket) -> None:
     for message in ws:
         ws.send(message)
-
-
-def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
 
 
 class RawClient:
@@ -617,21 +608,6 @@ def test_shutdown_without_serving_and_as_context_manager(backend: Any) -> None:
 
 
 # -- TLS ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def certificate(tmp_path_factory: Any) -> Any:
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is needed to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True, timeout=30,
-    )
-    return cert, key
 
 
 def test_tls_wss(backend: Any, certificate: Any) -> None:

@@ -6,10 +6,8 @@ import contextlib
 import dataclasses
 import os
 import socket
-import ssl
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any, Iterator, List, Optional, Sequence
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-import os
 import resource
 import socket
 import threading
@@ -20,6 +19,7 @@ import pytest
 from websockets.sync.client import connect
 
 import wsframe
+from support import wait_for
 from wsframe import ClientConnection, Closed, CloseReceived, TextMessage, serve
 
 
@@ -110,20 +110,11 @@ def test_pongs_count_against_write_limit_and_a_peer_that_never_reads_is_dropped(
                 peak = max(peak, seen[0].buffered_amount)
         assert seen
         ws = seen[0]
-        assert wait_until(lambda: ws.close_code is not None, 8.0), "a peer that never reads stayed connected"
+        assert wait_for(lambda: ws.close_code is not None, 8.0), "a peer that never reads stayed connected"
         peak = max(peak, ws.buffered_amount)
         sock.close()
     assert ws.close_code == 1008
     assert peak <= limit + 256 * 1024 + 65536, f"{peak} bytes queued with write_limit={limit}"
-
-
-def wait_until(predicate: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return bool(predicate())
 
 
 # 3 -----------------------------------------------------------------------------------------
@@ -204,7 +195,7 @@ def test_without_msg_dontwait_a_stuck_client_does_not_block_its_sender(backend: 
 
     with running(handler, backend, write_limit=65536, send_timeout=1.0, close_timeout=1.0) as server:
         sock, _ = raw_client(server.port, backend, rcvbuf=4096)
-        assert wait_until(lambda: bool(outcome), 8.0), "send() blocked on a client that does not read"
+        assert wait_for(lambda: bool(outcome), 8.0), "send() blocked on a client that does not read"
         sock.close()
     assert isinstance(outcome[0], TimeoutError)
 
@@ -265,8 +256,8 @@ def test_release_waits_for_a_reader_instead_of_closing_under_it(backend: Any) ->
 
     with running(handler, backend, close_timeout=0.3) as server:
         sock, _ = raw_client(server.port, backend)  # never answers: the handler's close times out
-        assert wait_until(lambda: bool(closed_under_reader), 6.0)
-        assert wait_until(lambda: holder[0].socket.fileno() == -1, 6.0)
+        assert wait_for(lambda: bool(closed_under_reader), 6.0)
+        assert wait_for(lambda: holder[0].socket.fileno() == -1, 6.0)
         sock.close()
     assert closed_under_reader == [False], "the socket was closed while another thread was reading it"
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Any, Iterator, List, Tuple
+from typing import Iterator, List, Tuple
 
 import pytest
 
+from support import wait_for
 from wsframe.options import Options
 from wsframe.sync import transport as transport_module
 from wsframe.sync.maintenance import Maintenance
@@ -191,15 +192,6 @@ class Owner:
         self.ends.append((code, reason, fail))
         self.open = False
         self.ended = True
-
-
-def wait_for(predicate: Any, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return bool(predicate())
 
 
 def test_keepalive_pings_a_silent_peer_then_gives_up(maint: Maintenance) -> None:

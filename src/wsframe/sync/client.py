@@ -15,7 +15,6 @@ import base64
 import logging
 import socket
 import ssl
-import sys
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
