@@ -108,8 +108,9 @@ def serve(
     *,
     path: Optional[str] = None,
     sock: Optional[socket.socket] = None,
+    threaded: bool = False,
     **options: Any,
-) -> "Server":
+) -> Any:
     """A :class:`Server` listening on ``host:port`` (0: any free port), not yet serving.
 
     ``handler(ws)`` runs in the connection's thread with a :class:`WebSocket`;
@@ -121,7 +122,20 @@ def serve(
     :meth:`Server.start` (background thread); stop with
     :meth:`Server.shutdown` or the ``with`` block. ``options`` are
     :class:`wsframe.options.Options` fields.
+
+    An :class:`EventHandler` subclass runs on the reactor (one thread for
+    every connection, callbacks inline: see :mod:`wsframe.reactor`) unless
+    ``threaded=True`` gives each connection its own thread; a plain function
+    (the blocking style, ``for message in ws``) always has its own thread.
     """
+    if isinstance(handler, type) and issubclass(handler, EventHandler) and not threaded:
+        from ..reactor.server import ReactorServer
+
+        _check_event_handler(handler)
+        holder: List[Any] = []
+        server = ReactorServer(lambda ws: handler(ws, holder[0]), host, port, path=path, sock=sock, **options)
+        holder.append(server)
+        return server
     return Server(handler, host, port, path=path, sock=sock, **options)
 
 
@@ -569,7 +583,8 @@ class EventHandler:
     :func:`wsframe.upgrade` too: ``Chat(upgrade(self)).run()``.
     """
 
-    def __init__(self, ws: WebSocket, server: Optional[Server] = None) -> None:
+    def __init__(self, ws: Any, server: Any = None) -> None:
+        #: The connection: a :class:`WebSocket` (threaded) or a reactor connection, with the same methods.
         self.ws = ws
         #: The server the connection came from (None after ``upgrade()``).
         self.server = server
@@ -587,6 +602,26 @@ class EventHandler:
 
     def on_close(self, code: Optional[int], reason: str) -> None:
         """The connection is over."""
+
+    def on_ping(self, payload: bytes) -> None:
+        """A ping arrived (the pong is already on its way). On the reactor only."""
+
+    def on_pong(self, payload: bytes) -> None:
+        """A pong arrived. On the reactor only."""
+
+    def run_in_thread(self, fn: Callable[..., Any], *args: Any, then: Optional[Callable[[Any], None]] = None) -> None:
+        """Run blocking work off the reactor: ``fn(*args)`` in a thread pool, then ``then(result)`` back here.
+
+        On the reactor a callback that blocks stalls every connection; this is
+        the way out. With a thread per connection it simply runs in this thread.
+        """
+        run = getattr(self.server, "run_in_thread", None)
+        if run is not None:
+            run(fn, *args, then=then)
+            return
+        result = fn(*args)
+        if then is not None:
+            then(result)
 
     def send(self, message: Union[str, bytes]) -> None:
         """Send a message to this connection."""
@@ -633,13 +668,17 @@ def _is_async(fn: Any) -> bool:
     )
 
 
+def _check_event_handler(cls: type) -> None:
+    for name in ("on_connect", "on_message", "on_close", "on_ping", "on_pong"):
+        if _is_async(getattr(cls, name)):
+            raise TypeError(f"{cls.__name__}.{name} is async: wsframe calls plain methods")
+
+
 def _as_handler(handler: Any, server: Optional[Server] = None) -> Handler:
     """The function a connection thread calls; refuses what cannot run in a thread, now."""
     if isinstance(handler, type) and issubclass(handler, EventHandler):
         cls = handler
-        for name in ("on_connect", "on_message", "on_close"):
-            if _is_async(getattr(cls, name)):
-                raise TypeError(f"{cls.__name__}.{name} is async: the threaded server calls plain methods")
+        _check_event_handler(cls)
         return lambda ws: cls(ws, server).run()
     if not callable(handler):
         raise TypeError("handler must be a callable taking a WebSocket, or an EventHandler subclass")

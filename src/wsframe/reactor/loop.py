@@ -1,0 +1,152 @@
+"""The reactor's loop: one thread that waits on every socket and runs every timer.
+
+Callbacks run in the loop's thread, one at a time, and must not block: a
+callback that takes longer than ``slow_callback`` seconds is logged with
+what it was doing, as asyncio's debug mode does. Other threads hand work to
+the loop with :meth:`Loop.call_soon_threadsafe`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import selectors
+import socket
+import threading
+from collections import deque
+from time import monotonic
+from typing import Any, Callable, Deque, List, Optional, Set
+
+__all__ = ["Loop", "Handle"]
+
+logger = logging.getLogger("wsframe.reactor")
+
+#: A scheduled callback ``[when, sequence, callback]``; :meth:`Loop.cancel` clears the callback.
+Handle = List[Any]
+
+
+class Loop:
+    """Selectors plus a timer heap, run by :meth:`run` in one thread until :meth:`stop`."""
+
+    def __init__(self, name: str = "wsframe-reactor", slow_callback: float = 0.1) -> None:
+        self.name = name
+        self.slow_callback = slow_callback
+        self.selector = selectors.DefaultSelector()
+        self._timers: List[Handle] = []
+        self._seq = itertools.count()
+        self._soon: Deque[Callable[[], None]] = deque()
+        self._soon_lock = threading.Lock()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.selector.register(self._wake_r, selectors.EVENT_READ, self._drain_wake)
+        self._stopping = False
+        self.thread: Optional[threading.Thread] = None
+        #: Objects with a ``flush()`` to call once at the end of the current turn (gathered writes).
+        self.dirty: Set[Any] = set()
+
+    # -- scheduling ---------------------------------------------------------------------
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Handle:
+        """Run ``callback()`` at ``when`` (``time.monotonic()``); loop thread only."""
+        handle: Handle = [when, next(self._seq), callback]
+        heapq.heappush(self._timers, handle)
+        return handle
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Handle:
+        return self.call_at(monotonic() + delay, callback)
+
+    @staticmethod
+    def cancel(handle: Optional[Handle]) -> None:
+        if handle is not None:
+            handle[2] = None
+
+    def call_soon_threadsafe(self, callback: Callable[[], None]) -> None:
+        """Run ``callback()`` in the loop thread soon; safe from any thread."""
+        with self._soon_lock:
+            self._soon.append(callback)
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:  # full: already woken; closed: stopping
+            pass
+
+    def in_loop(self) -> bool:
+        return self.thread is threading.current_thread()
+
+    # -- running ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until :meth:`stop`; the calling thread becomes the loop's."""
+        self.thread = threading.current_thread()
+        selector = self.selector
+        timers = self._timers
+        while not self._stopping:
+            timeout: Optional[float] = None
+            if self._soon or self.dirty:
+                timeout = 0.0
+            elif timers:
+                while timers and timers[0][2] is None:
+                    heapq.heappop(timers)
+                if timers:
+                    timeout = max(0.0, timers[0][0] - monotonic())
+            try:
+                events = selector.select(timeout)
+            except OSError:  # pragma: no cover - a descriptor closed under the selector
+                events = []
+            for key, mask in events:
+                self._run(key.data, mask)
+            if self._soon:
+                with self._soon_lock:
+                    soon = list(self._soon)
+                    self._soon.clear()
+                for fn in soon:
+                    self._run(fn, None)
+            if timers:
+                now = monotonic()
+                while timers and timers[0][0] <= now:
+                    handle = heapq.heappop(timers)
+                    callback = handle[2]
+                    if callback is not None:
+                        handle[2] = None
+                        self._run(callback, None)
+            if self.dirty:
+                dirty = self.dirty
+                self.dirty = set()
+                for item in dirty:
+                    self._run(item.flush, None)
+
+    def _run(self, callback: Callable[..., Any], mask: Optional[int]) -> None:
+        started = monotonic()
+        try:
+            if mask is None:
+                callback()
+            else:
+                callback(mask)
+        except Exception:
+            logger.exception("%s: a callback failed", self.name)
+        took = monotonic() - started
+        if took > self.slow_callback:
+            what = getattr(callback, "__qualname__", repr(callback))
+            owner = getattr(callback, "__self__", None)
+            label = getattr(owner, "id", None) or getattr(getattr(owner, "ws", None), "id", None) or ""
+            logger.warning("%s: %s %s took %.3f s: every connection waited (hand blocking work to a thread)",
+                           self.name, label, what, took)
+
+    def _drain_wake(self, mask: int) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except OSError:
+            pass
+
+    def stop(self) -> None:
+        """Ask the loop to return from :meth:`run` after its current turn; safe from any thread."""
+        self._stopping = True
+        self.call_soon_threadsafe(lambda: None)
+
+    def close(self) -> None:
+        """Release the selector and the wake-up sockets (after :meth:`run` returned)."""
+        self.selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
