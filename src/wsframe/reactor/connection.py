@@ -352,6 +352,8 @@ class ReactorConnection:
             if kind is TextMessage or kind is BinaryMessage:
                 if conn.state is State.OPEN:
                     self._call("on_message", event.data)  # type: ignore[union-attr]
+                    if self._queued > self.options.write_limit:
+                        break  # the rest waits in the core until the peer reads (see flush)
             elif kind is Ping:
                 self._call("on_ping", event.payload)  # type: ignore[union-attr]
             elif kind is Pong:
@@ -441,6 +443,11 @@ class ReactorConnection:
         self._update_interest()
         if not out and self._close_after_flush and self.sock.fileno() >= 0:
             self._shutdown()
+            return
+        conn = self._conn
+        if conn is not None and not self._closed and conn.has_pending_input \
+                and self._queued <= self.options.write_limit:
+            self._process()  # events left while we were over the limit
 
     def _update_interest(self) -> None:
         """Read unless over write_limit; watch writability while bytes wait."""

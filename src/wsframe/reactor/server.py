@@ -166,7 +166,12 @@ class ReactorServer:
         targets = list(self.connections if connections is None else connections)
         if self.loop.in_loop():
             return sum(1 for ws in targets if ws.send_encoded(frame))
-        self.loop.call_soon_threadsafe(lambda: [ws.send_encoded(frame) for ws in targets])
+
+        def send_all() -> None:
+            for ws in targets:
+                ws.send_encoded(frame)
+
+        self.loop.call_soon_threadsafe(send_all)
         return len(targets)
 
     def run_in_thread(self, fn: Callable[..., Any], *args: Any, then: Optional[Callable[[Any], None]] = None) -> None:
