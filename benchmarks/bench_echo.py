@@ -31,8 +31,10 @@ How it measures:
   (server RSS growth with 1000 idle connections, divided by 1000).
 
 Servers: ``wsframe-cython``, ``wsframe-python`` (the threaded server with each
-framing backend, default options) and, for comparison on the same box,
-``websockets-sync`` (websockets' threaded server, if installed).
+framing backend, default options), ``wsframe-reactor-cython`` and
+``wsframe-reactor-python`` (event-style handlers on the reactor) and, for
+comparison on the same box, ``websockets-sync`` (websockets' threaded server)
+and ``picows`` (asyncio, uvloop when installed), if installed.
 """
 
 from __future__ import annotations
@@ -311,7 +313,7 @@ THROUGHPUT_CASES = [
     ("16 B x 128 conns x 1 in flight", 128, 1, 16),
     ("1 MiB x 1 conn x 1 in flight", 1, 1, 1 << 20),
 ]
-SERVERS = ["wsframe-cython", "wsframe-python", "websockets-sync"]
+SERVERS = ["wsframe-cython", "wsframe-python", "wsframe-reactor-cython", "wsframe-reactor-python", "websockets-sync", "picows"]
 SERVER_CPU, LOAD_CPU = 0, 1
 
 
@@ -334,6 +336,42 @@ def serve_main(impl: str, backend: Optional[str]) -> None:
         signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
         print(f"PORT {server.port} {server.backend}", flush=True)
         server.serve_forever()
+    elif impl == "wsframe-reactor":
+        from wsframe import EventHandler, serve as reactor_serve
+
+        class Echo(EventHandler):
+            def on_message(self, message: Any) -> None:
+                self.send(message)
+
+        server = reactor_serve(Echo, "127.0.0.1", 0, backend=backend, max_message_size=2 << 20, max_connections=5000)
+        signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
+        print(f"PORT {server.port} {server.backend}", flush=True)
+        server.serve_forever()
+    elif impl == "picows":
+        import asyncio
+
+        import picows
+
+        class PicowsEcho(picows.WSListener):  # type: ignore[misc]
+            def on_ws_frame(self, transport: Any, frame: Any) -> None:
+                if frame.msg_type == picows.WSMsgType.CLOSE:
+                    transport.send_close(frame.get_close_code(), frame.get_close_message())
+                    transport.disconnect()
+                elif frame.msg_type != picows.WSMsgType.PONG:
+                    transport.send(frame.msg_type, frame.get_payload_as_memoryview(), frame.fin)
+
+        async def picows_main() -> None:
+            server = await picows.ws_create_server(lambda request: PicowsEcho(), "127.0.0.1", 0,
+                                                   max_frame_size=4 << 20)
+            print(f"PORT {server.sockets[0].getsockname()[1]} -", flush=True)
+            await asyncio.Event().wait()
+
+        try:
+            import uvloop
+
+            uvloop.run(picows_main())
+        except ImportError:
+            asyncio.run(picows_main())
     elif impl == "websockets-sync":
         from websockets.sync.server import serve as ws_serve
 
@@ -438,6 +476,8 @@ def start_server(name: str) -> ServerProcess:
         return ServerProcess([LOADGEN, "echo"])
     if name == "python-raw-echo":
         return ServerProcess([sys.executable, __file__, "_serve", name])
+    if name.startswith("wsframe-reactor-"):
+        return ServerProcess([sys.executable, __file__, "_serve", "wsframe-reactor", name.rsplit("-", 1)[1]])
     if name.startswith("wsframe-"):
         return ServerProcess([sys.executable, __file__, "_serve", "wsframe", name.split("-", 1)[1]])
     return ServerProcess([sys.executable, __file__, "_serve", name])
