@@ -114,41 +114,50 @@ class ReactorServer:
         return self
 
     def shutdown(self, timeout: Optional[float] = None) -> None:
-        """Close every connection with 1001, wait up to ``timeout`` (default ``close_timeout``) for them, stop."""
+        """Close every connection with 1001, wait up to ``timeout`` (default ``close_timeout``) for them, stop.
+
+        Safe from any thread, and from a signal handler running in the loop's
+        thread (then it returns at once and the loop stops when done).
+        """
+        wait = timeout if timeout is not None else (self.options.close_timeout or 10.0)
         if self._closing:
-            self._done.wait(timeout)
+            if not self.loop.in_loop():
+                self._done.wait(wait + 5)
             return
         self._closing = True
-        deadline = monotonic() + (timeout if timeout is not None else (self.options.close_timeout or 10.0))
-        everyone_told = threading.Event()
-
-        def going_away() -> None:
-            for listener in self._listeners:
-                try:
-                    self.loop.selector.unregister(listener.socket)
-                except (KeyError, ValueError):
-                    pass
-            for ws in list(self._live):
-                ws.going_away()
-            everyone_told.set()
-
-        if self._thread is None and not self.loop.in_loop():  # never started
-            self.loop.stop()
+        deadline = monotonic() + wait
+        if self.loop.in_loop():
+            self._begin_shutdown(deadline)
+            return
+        if self._thread is None:  # never started
             for listener in self._listeners:
                 listener.server_close()
+                listener.remove_path()
             self.loop.close()
             self._done.set()
             return
-        self.loop.call_soon_threadsafe(going_away)
-        everyone_told.wait(max(0.0, deadline - monotonic()))
-        while monotonic() < deadline:
-            with self._lock:
-                if not self._live:
-                    break
-            threading.Event().wait(0.02)
-        self.loop.stop()
-        if self._thread is not None and self._thread is not threading.current_thread():
+        self.loop.call_soon_threadsafe(lambda: self._begin_shutdown(deadline))
+        self._done.wait(wait + 5)
+        if self._thread is not threading.current_thread():
             self._thread.join(5.0)
+
+    def _begin_shutdown(self, deadline: float) -> None:
+        """Loop thread: stop accepting, close every connection with 1001, stop when they are gone."""
+        for listener in self._listeners:
+            try:
+                self.loop.selector.unregister(listener.socket)
+            except (KeyError, ValueError):
+                pass
+        for ws in list(self._live):
+            ws.going_away()
+
+        def check() -> None:
+            if not self._live or monotonic() >= deadline:
+                self.loop.stop()
+            else:
+                self.loop.call_later(0.02, check)
+
+        check()
 
     def __enter__(self) -> "ReactorServer":
         return self
