@@ -343,7 +343,7 @@ def serve_main(impl: str, backend: Optional[str]) -> None:
             def on_message(self, message: Any) -> None:
                 self.send(message)
 
-        server = reactor_serve(Echo, "127.0.0.1", 0, backend=backend, max_message_size=2 << 20, max_connections=5000)
+        server = reactor_serve(Echo, "127.0.0.1", 0, backend=backend, max_message_size=2 << 20, max_connections=19000)
         signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
         print(f"PORT {server.port} {server.backend}", flush=True)
         server.serve_forever()

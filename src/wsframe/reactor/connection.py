@@ -18,8 +18,7 @@ import socket
 import ssl
 import threading
 from time import monotonic
-from collections import deque
-from typing import TYPE_CHECKING, Any, Deque, Dict, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
 from ..hooks import decide_upgrade, plain_http_response
 from ..options import Options, Refuse
@@ -78,7 +77,7 @@ class ReactorConnection:
         self._conn: Optional[ServerConnection] = None
         self._head: Optional[hs.HeadReader] = hs.HeadReader(
             self.options.max_request_line, self.options.max_request_headers, self.options.max_request_size)
-        self._out: Deque[Any] = deque()
+        self._out: List[Any] = []  # a list, not a deque: an idle connection holds an empty one
         self._queued = 0
         self._events = selectors.EVENT_READ
         self._tls: Optional[ssl.SSLObject] = None
@@ -424,22 +423,24 @@ class ReactorConnection:
                 if len(out) == 1:
                     n = sock.send(out[0])
                 else:
-                    n = sock.sendmsg(list(itertools.islice(out, _IOV)))
+                    n = sock.sendmsg(out[:_IOV])
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
                 self._abort(CLOSE_ABNORMAL, "connection lost")
                 return
             self._queued -= n
+            done = 0
             while n:
-                head = out[0]
+                head = out[done]
                 size = len(head)
                 if n >= size:
-                    out.popleft()
+                    done += 1
                     n -= size
                 else:
-                    out[0] = memoryview(head)[n:]
+                    out[done] = memoryview(head)[n:]
                     n = 0
+            del out[:done]
         self._update_interest()
         if not out and self._close_after_flush and self.sock.fileno() >= 0:
             self._shutdown()
