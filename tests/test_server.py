@@ -807,10 +807,13 @@ def test_recv_from_several_threads_delivers_each_message_once(backend: Any) -> N
 def test_ping_waiters_are_released_when_the_connection_ends(backend: Any) -> None:
     results: Dict[str, Any] = {}
 
+    checked = threading.Event()
+
     def handler(ws: WebSocket) -> None:
         first = ws.ping(b"x")
         with pytest.raises(ValueError):
             ws.ping(b"x")  # the same payload is still waiting
+        checked.set()
         for _ in ws:
             pass
         results["set"] = first.wait(5)
@@ -828,6 +831,7 @@ def test_ping_waiters_are_released_when_the_connection_ends(backend: Any) -> Non
                 conn.receive_data(data)
                 seen.extend(conn.events())
             assert conn.data_to_send() == b""  # auto_pong=False: no answer
+            assert checked.wait(5)  # (the maintenance thread reads our close at once while a ping waits)
             sock.sendall(conn.close(1000))  # close without answering the ping
             sock.settimeout(5)
             while sock.recv(65536):
