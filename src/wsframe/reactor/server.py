@@ -126,8 +126,8 @@ class ReactorServer:
             return
         self._closing = True
         deadline = monotonic() + wait
-        if self.loop.in_loop():
-            self._begin_shutdown(deadline)
+        if self.loop.in_loop():  # a callback, or a signal handler interrupting the loop's wait
+            self.loop.call_soon_threadsafe(lambda: self._begin_shutdown(deadline))  # also wakes the wait
             return
         if self._thread is None:  # never started
             for listener in self._listeners:
