@@ -252,7 +252,7 @@ def run_server_side(
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )
         try:
-            wait_for_listener(server, port, server_log, "server", re.compile(r"server, backend (\w+)"), same_backend)
+            wait_for_listener(server, port, server_log, "server", re.compile(r"server(?: \([^)]*\))?, backend (\w+)"), same_backend)
             log(f"{label}: wstest fuzzingclient {' '.join(cases)} (log: {wstest_log})")
             with open(wstest_log, "w") as wstest_out:
                 try:
