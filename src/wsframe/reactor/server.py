@@ -91,7 +91,7 @@ class ReactorServer:
         """Run the reactor in this thread until :meth:`shutdown`."""
         for listener in self._listeners:
             listener.socket.setblocking(False)
-            self.loop.selector.register(listener.socket, 1, lambda mask, lst=listener: self._accept(lst))
+            self.loop.selector.register(listener.socket, 1, self._acceptor(listener))
         logger.info("serving on %s (reactor, backend %s)",
                     ", ".join(format_address(lst.server_address) for lst in self._listeners), self.backend)
         try:
@@ -200,6 +200,9 @@ class ReactorServer:
             future.add_done_callback(done)
 
     # -- connections (loop thread) ---------------------------------------------------------
+
+    def _acceptor(self, listener: Any) -> Callable[[int], None]:
+        return lambda mask: self._accept(listener)
 
     def _accept(self, listener: Any) -> None:
         for _ in range(64):  # accept what is waiting, bounded per turn

@@ -345,7 +345,8 @@ def proxy_for(target: URI, proxy: Any) -> Optional[str]:
     if isinstance(proxy, str):
         return proxy
     proxies = urllib.request.getproxies()
-    if "no" in proxies and urllib.request.proxy_bypass_environment(target.host, proxies):
+    bypass = getattr(urllib.request, "proxy_bypass_environment")  # not in typeshed, but public since 2.7
+    if "no" in proxies and bypass(target.host, proxies):
         return None
     return proxies.get("https" if target.secure else "http") or proxies.get("all") or None
 

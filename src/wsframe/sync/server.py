@@ -592,7 +592,8 @@ class EventHandler:
     @property
     def id(self) -> str:
         """The connection's id, as in the logs (``ws-17``)."""
-        return self.ws.id
+        ident: str = self.ws.id
+        return ident
 
     def on_connect(self) -> None:
         """The connection is open."""
@@ -636,7 +637,8 @@ class EventHandler:
         if self.server is None:
             self.ws.send(message)
             return 1
-        return self.server.broadcast(message)
+        count: int = self.server.broadcast(message)
+        return count
 
     def run(self) -> None:
         """The connection's life: on_connect, on_message for each message, on_close."""
