@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from typing import Tuple
 
 from ..hooks import decide_upgrade, plain_http_response
 from ..options import Options, Refuse
@@ -20,7 +21,7 @@ from ..protocol.connection import ServerConnection
 from ..protocol.events import Request
 from .connection import WebSocket
 
-__all__ = ["ServerHandshake", "new_server_connection"]
+__all__ = ["ServerHandshake", "new_server_connection", "negotiate_upgrade"]
 
 logger = logging.getLogger("wsframe.server")
 
@@ -36,6 +37,35 @@ def new_server_connection(options: Options) -> ServerConnection:
         max_message_size=options.max_message_size,
         backend=options.backend,
     )
+
+
+def negotiate_upgrade(
+    conn: ServerConnection, request: hs.Request, options: Options, label: str, rest: bytes = b""
+) -> Tuple[bool, bytes]:
+    """Decide on a parsed upgrade request: the core's RFC 6455 checks, then the hooks.
+
+    ``(True, response)``: the 101 to send, and ``conn`` is open. ``(False, response)``:
+    the refusal to send (the core's 400/403/405/426, the hook's ``Refuse``, or a 500
+    for a hook that chose what cannot be accepted). ``rest``: bytes that came after the head.
+    For every driver: the threaded server, ``http.server`` upgrade(), the WSGI integration.
+    """
+    conn.receive_request(request)  # the RFC 6455 checks, in the core
+    if rest:  # frames that came with the request
+        conn.receive_data(rest)
+    for event in conn.events():
+        if type(event) is not Request:
+            logger.info("%s upgrade refused: %s", label, event)
+            return False, conn.data_to_send()
+        break
+    decision = decide_upgrade(label, request, options)
+    if isinstance(decision, Refuse):
+        return False, conn.reject(decision.status, decision.body, decision.headers)
+    subprotocol, headers = decision
+    try:
+        return True, conn.accept(subprotocol, headers)
+    except ValueError as exc:  # a hook chose a subprotocol not offered, or a reserved header
+        logger.error("%s cannot accept the upgrade: %s", label, exc)
+        return False, conn.reject(500, "500 Internal Server Error\n")
 
 
 class ServerHandshake:
@@ -84,25 +114,9 @@ class ServerHandshake:
     def _upgrade(self, request: hs.Request, rest: bytes) -> bool:
         ws = self.ws
         conn = new_server_connection(self.options)
-        conn.receive_request(request)  # the RFC 6455 checks, in the core
-        if rest:  # frames that came with the request
-            conn.receive_data(rest)
-        for event in conn.events():
-            if type(event) is not Request:
-                logger.info("%s upgrade refused: %s", ws.id, event)
-                self._respond(conn.data_to_send())
-                return False
-            break
-        decision = decide_upgrade(ws.id, request, self.options)
-        if isinstance(decision, Refuse):
-            self._respond(conn.reject(decision.status, decision.body, decision.headers))
-            return False
-        subprotocol, headers = decision
-        try:
-            response = conn.accept(subprotocol, headers)
-        except ValueError as exc:  # a hook chose a subprotocol not offered, or a reserved header
-            logger.error("%s cannot accept the upgrade: %s", ws.id, exc)
-            self._respond(conn.reject(500, "500 Internal Server Error\n"))
+        accepted, response = negotiate_upgrade(conn, request, self.options, ws.id, rest)
+        if not accepted:
+            self._respond(response)
             return False
         with ws._lock:
             if ws.transport.dead:  # timed out meanwhile
