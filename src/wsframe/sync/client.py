@@ -205,7 +205,8 @@ class ClientHandshake:
             headers.append(("User-Agent", options.user_agent))
         conn = ClientConnection(
             target.host_header, target.resource, origin=options.origin, subprotocols=options.subprotocols,
-            extra_headers=headers, max_message_size=options.max_message_size, backend=options.backend,
+            extra_headers=headers, max_message_size=options.max_message_size, max_fragments=options.max_fragments,
+            backend=options.backend,
         )
         request = conn.handshake_request()
         reader = hs.HeadReader()

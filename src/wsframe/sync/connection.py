@@ -73,7 +73,7 @@ class WebSocket:
 
     __slots__ = (
         "id", "remote_address", "request", "response", "_options", "_lock", "_read_lock", "_cond",
-        "_closed_event", "_messages", "_conn", "transport", "timers", "_ended", "_local", "_sent_close",
+        "_closed_event", "_messages", "_messages_size", "_conn", "transport", "timers", "_ended", "_local", "_sent_close",
         "_fragmenting", "_pings", "_pong_watch", "_reader", "_release_on_close", "__weakref__",
     )
 
@@ -100,6 +100,7 @@ class WebSocket:
         self._cond: Optional[threading.Condition] = None  # on _lock; made when someone first waits
         self._closed_event: Optional[threading.Event] = None
         self._messages: Deque[Data] = deque()  # read on the handler's behalf (timers, closing)
+        self._messages_size = 0  # their bytes: reading on behalf stops above a bound
         self._conn: Optional[Connection] = None
         self.transport = Transport(
             sock, maintenance, self._lock, write_limit=options.write_limit, on_lost=self._lost_locked,
@@ -214,6 +215,8 @@ class WebSocket:
                     if self.transport.over_limit:
                         self._stop_reading_locked()
                         continue
+                    if self.transport.holding:  # replies held for batching go out before we wait
+                        self.transport.write_locked(b"")
                 n = self.transport.read(deadline)
                 if n >= 0:
                     self._feed(n)
@@ -245,7 +248,9 @@ class WebSocket:
     def _next_message_locked(self) -> Optional[Data]:
         """The next message, taking events from the protocol up to it; None when none is complete."""
         if self._messages:
-            return self._messages.popleft()
+            message = self._messages.popleft()
+            self._messages_size -= len(message)
+            return message
         conn = self._conn
         if conn is None or self._ended:
             return None
@@ -281,6 +286,7 @@ class WebSocket:
                     message = data
                     break
                 self._messages.append(data)
+                self._messages_size += len(data)
             elif kind is Pong:
                 self._on_pong_locked(event.payload)  # type: ignore[union-attr]
             elif kind is Closed:
@@ -323,31 +329,33 @@ class WebSocket:
     def read_on_behalf(self, wait: float = 0.0) -> bool:
         """Read what arrived without the handler, if nobody else is reading; True if it read.
 
-        Messages read wait in the queue for :meth:`recv`. Nothing is read while
-        the outgoing buffer is over ``write_limit`` (reading stays stopped).
+        Messages read wait in the queue for :meth:`recv`. One read at a time,
+        and none while the queue holds more than ``write_limit`` (at least
+        one read buffer) or our outgoing buffer is over ``write_limit``: TCP
+        flow control holds the peer back, not our memory.
         """
+        if self._behalf_full():
+            return False
         acquired = self._read_lock.acquire(timeout=wait) if wait > 0 else self._read_lock.acquire(False)
         if not acquired:
             return False
         try:
-            got = False
-            for _ in range(64):  # bounded: at most 64 reads of what is there
-                if self._conn is None or self._ended:
-                    break
-                n = self.transport.read_nowait()
-                if n < 0:
-                    break
-                got = True
-                with self._lock:
-                    if n:
-                        self.timers.received_locked(n)
-                    self.transport.deliver_locked(n, self._conn.receive_data)
-                    self._pull_locked(until_message=False)
-                if n == 0:
-                    break
-            return got
+            if self._conn is None or self._ended:
+                return False
+            n = self.transport.read_nowait()
+            if n < 0:
+                return False
+            with self._lock:
+                if n:
+                    self.timers.received_locked(n)
+                self.transport.deliver_locked(n, self._conn.receive_data)
+                self._pull_locked(until_message=False)
+            return True
         finally:
             self._read_lock.release()
+
+    def _behalf_full(self) -> bool:
+        return self._messages_size > max(self._options.write_limit, 256 * 1024)
 
     # -- sending -----------------------------------------------------------------------
 
@@ -418,7 +426,9 @@ class WebSocket:
                 self._fragmenting = None
                 self._notify_locked()
                 if not complete and self._conn is not None and self._conn.state is State.OPEN:
-                    self._fail_locked(CLOSE_INTERNAL_ERROR, "incomplete fragmented message")
+                    # Close (not abort): what is already queued, ours and other threads', still goes out.
+                    self._local = self._local or (CLOSE_INTERNAL_ERROR, "incomplete fragmented message")
+                    self._start_closing_locked(CLOSE_INTERNAL_ERROR, "incomplete fragmented message")
 
     def _send_fragment(self, data: Sendable, final: bool) -> None:
         with self._lock:
@@ -472,7 +482,7 @@ class WebSocket:
 
         A thread in :meth:`recv` reads the pong itself, and watches again as it leaves.
         """
-        if self._pings and not self._ended and self.read_on_behalf():
+        if self._pings and not self._ended and not self._behalf_full() and self.read_on_behalf():
             with self._lock:
                 if self._pings and not self._ended and not self.transport.dead:
                     return False
@@ -592,6 +602,16 @@ class WebSocket:
             if self._read_lock.acquire(timeout=0.05):
                 try:
                     while not self._ended and not self.transport.dead:
+                        if deadline is not None and monotonic() > deadline:
+                            with self._lock:
+                                self._abort_locked(CLOSE_ABNORMAL, "closing handshake timed out")
+                            break
+                        if self.transport.over_limit:  # no reading until the peer takes our bytes
+                            with self._lock:
+                                remaining = None if deadline is None else max(0.0, deadline - monotonic())
+                                self.transport.flush_below_locked(self.transport.write_limit,
+                                                                  1.0 if remaining is None else min(1.0, remaining))
+                            continue
                         try:
                             n = self.transport.read(deadline)
                         except TimeoutError:
@@ -648,6 +668,7 @@ class WebSocket:
             with self._lock:
                 self.timers.cancel_locked()
                 self._wake_waiters_locked()
+                self._pong_watch = False
             self.transport.release(self._options.close_timeout or 10.0)
         finally:
             self._read_lock.release()

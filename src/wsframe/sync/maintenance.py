@@ -248,6 +248,9 @@ class Maintenance:
             key = self._selector.get_key(sock)
         except (KeyError, ValueError):
             key = None
+        if key is not None and key.fileobj is not sock:  # a closed socket's entry on a reused fd number
+            self._unregister(key.fileobj)  # type: ignore[arg-type]
+            key = None
         callbacks: Dict[int, Callable[[], bool]] = dict(key.data) if key is not None else {}
         callbacks[event] = callback
         mask = 0

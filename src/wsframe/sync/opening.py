@@ -35,6 +35,7 @@ def new_server_connection(options: Options) -> ServerConnection:
         max_request_headers=options.max_request_headers,
         max_request_size=options.max_request_size,
         max_message_size=options.max_message_size,
+        max_fragments=options.max_fragments,
         backend=options.backend,
     )
 

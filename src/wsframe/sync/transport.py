@@ -421,8 +421,12 @@ class Transport:
                 self._shutdown_write_locked()
 
     def _shutdown_write_locked(self) -> None:
-        self._held.clear()  # nothing goes out after our FIN
-        self._held_size = 0
+        if self._held and not self.dead:  # held replies go out before our FIN
+            held, self._held, self._held_size = self._held, [], 0
+            self._send_locked(b"".join(held))
+            if self._out:
+                self._close_after_flush = True
+                return
         if not self._write_shut and not self.dead:
             self._write_shut = True
             try:
@@ -453,14 +457,13 @@ class Transport:
                 remaining = 10.0 if deadline is None else deadline - monotonic()
                 if remaining <= 0 or not self.flush_below_locked(0, remaining):
                     break
-            watching = self._watching
+            self._watching = False
             self.dead = True
             self._out.clear()
             self._queued = 0
             self._held.clear()
             self._held_size = 0
-        if watching:
-            self._maint.forget(self.sock)
+        self._maint.forget(self.sock)  # every watch (write, and read for pongs) ends before the fd can be reused
         if self.owns_socket:
             try:  # unread input would make close() send a reset that can eat our last frames
                 for _ in range(16):
