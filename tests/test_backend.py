@@ -109,3 +109,20 @@ def test_constants_pxd_matches_constants_py() -> None:
     assert declared, "no constants found in constants.pxd"
     for name, value in declared.items():
         assert getattr(constants, name) == int(value, 0), name
+
+
+def _parameters(fn) -> list:
+    import inspect
+
+    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values() if p.name != "self"]
+
+
+def test_backend_protocol_matches_both_backends(backend) -> None:
+    """backend.Backend types what load() returns: its signatures are those of each backend's functions."""
+    import inspect
+
+    methods = [name for name, value in vars(_backend.Backend).items()
+               if inspect.isfunction(value) and not name.startswith("_")]
+    assert set(methods) | {"Frame", "Header", "FrameReader", "Utf8Validator", "MASK_IMPL"} == set(_backend.NAMES)
+    for name in methods:
+        assert _parameters(getattr(_backend.Backend, name)) == _parameters(getattr(backend, name)), name

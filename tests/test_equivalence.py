@@ -134,6 +134,7 @@ reader_options = st.fixed_dictionaries(
         "max_message_size": limits,
         "allowed_rsv": st.one_of(st.just(0), st.integers(0, 7)),
         "validate_utf8": st.booleans(),
+        "max_fragments": st.sampled_from([-1, -1, -1, 0, 1, 2, 3, 5]),
     }
 )
 
@@ -248,6 +249,66 @@ def test_encode_errors_agree(opcode, size, fin, rsv, key, room, offset) -> None:
     ]
     assert results[0] == results[1]
     assert bufs[0] == bufs[1]
+
+
+@SETTINGS
+@given(size=st.integers(0, 80), start=st.integers(0, 80), length=st.integers(0, 40), offset=st.integers(-1, 80),
+       key=keys, read_only=st.booleans(), seed=st.integers(0, 2**16))
+def test_encode_into_own_buffer_agrees(size, start, length, offset, key, read_only, seed) -> None:
+    """A payload cut from the destination itself: in place, elsewhere or overlapping, both backends agree."""
+    data = random.Random(seed).randbytes(size)
+    bufs = [bytearray(data) for _ in range(2)]
+    results = []
+    for b, buf in zip((C, P), bufs):
+        view = memoryview(buf)
+        payload = (view.toreadonly() if read_only else view)[start : start + length]
+        results.append(outcome(lambda b=b, buf=buf, payload=payload: b.encode_frame_into(
+            buf, offset, 0x2, payload, mask_key=key)))
+        payload.release()
+        view.release()
+    assert results[0] == results[1]
+    assert bufs[0] == bufs[1]
+    if results[0][0] == "ok":  # what was written is the frame of the payload as it was
+        n = results[0][1]
+        expected = raw_frame(0x2, data[start : start + length], key=key)
+        assert bytes(bufs[0][offset : offset + n]) == expected
+
+
+# ------------------------------------------------------------- values
+
+
+@SETTINGS
+@given(opcode=st.sampled_from([0, 1, 2, 8, 9, 10]), payload=st.binary(max_size=20), fin=st.booleans(),
+       rsv=st.integers(0, 7), other=st.tuples(st.sampled_from([0, 1, 2]), st.binary(max_size=3), st.booleans()))
+def test_frames_equal_across_backends(opcode, payload, fin, rsv, other) -> None:
+    """A frame is a value: the same fields make equal frames with equal hashes, whichever backend made them."""
+    fc, fp = C.make_frame(opcode, payload, fin, rsv), P.make_frame(opcode, payload, fin, rsv)
+    assert fc == fp and fp == fc and not (fc != fp)
+    assert hash(fc) == hash(fp)
+    assert len({fc, fp}) == 1
+    assert repr(fc) == repr(fp)
+    o_opcode, o_payload, o_fin = other
+    same = (o_opcode, o_payload, o_fin) == (opcode, payload, fin)
+    for a, b in ((fc, P.make_frame(o_opcode, o_payload, o_fin, rsv)), (fp, C.make_frame(o_opcode, o_payload, o_fin, rsv))):
+        assert (a == b) == same and (a != b) == (not same)
+    assert fc != (opcode, fin, rsv, payload) and fp != (opcode, fin, rsv, payload)
+
+
+def test_parsed_frames_equal_across_backends() -> None:
+    data = raw_frame(0x1, b"hello", fin=False, key=b"abcd") + raw_frame(0x9, b"p") + raw_frame(0x0, b"!")
+    assert C.FrameReader().feed(data) == P.FrameReader().feed(data)
+
+
+@pytest.mark.parametrize("option", ["max_frame_size", "max_message_size", "max_fragments", "allowed_rsv"])
+@pytest.mark.parametrize("value", [None, "3", 2.0, [1]])
+def test_reader_option_errors_agree(option, value) -> None:
+    assert outcome(lambda: C.FrameReader(**{option: value}) and None) == outcome(
+        lambda: P.FrameReader(**{option: value}) and None)
+    with pytest.raises(TypeError) as c_info:
+        C.FrameReader(**{option: value})
+    with pytest.raises(TypeError) as p_info:
+        P.FrameReader(**{option: value})
+    assert str(c_info.value) == str(p_info.value)
 
 
 # ------------------------------------------------------------- parse_header

@@ -256,6 +256,65 @@ def test_encode_into_in_place(backend, n: int, masked: bool) -> None:
     assert buf[:start] == bytearray(start) and buf[14 + n :] == b"\xee" * 3
 
 
+def _overlapping_payloads(header: int):
+    """(name, destination, offset, payload) where the payload shares memory with the frame's place, not in place."""
+    import ctypes
+
+    def make(kind: str):
+        buf = bytearray(range(64))
+        view = memoryview(buf)
+        if kind == "starts-in-header":
+            return buf, 8, view[9:19]
+        if kind == "one-byte-early":
+            return buf, 8, view[8 + header - 1 : 8 + header + 9]
+        if kind == "one-byte-late":
+            return buf, 8, view[8 + header + 1 : 8 + header + 11]
+        if kind == "covers-the-frame":
+            return buf, 8, view[4:40]
+        if kind == "ends-in-header":
+            return buf, 8, view[0:9]
+        if kind == "read-only-view":
+            return buf, 8, view.toreadonly()[11:21]
+        if kind == "other-memoryview-object":
+            return memoryview(buf)[4:], 4, memoryview(buf)[11:21]
+        if kind == "ctypes-array":
+            arr = (ctypes.c_char * 64)()
+            return arr, 8, memoryview(arr).cast("B")[9:19]
+        raise AssertionError(kind)
+
+    return make
+
+
+OVERLAPS = ["starts-in-header", "one-byte-early", "one-byte-late", "covers-the-frame", "ends-in-header",
+            "read-only-view", "other-memoryview-object", "ctypes-array"]
+
+
+@pytest.mark.parametrize("kind", OVERLAPS)
+@pytest.mark.parametrize("masked", [False, True])
+def test_encode_into_refuses_an_overlapping_payload(backend, kind: str, masked: bool) -> None:
+    """Copying a payload over itself is undefined in C: refused, in both backends, before a byte is written."""
+    key = KEY if masked else None
+    header = 2 + (4 if masked else 0)
+    out, offset, payload = _overlapping_payloads(header)(kind)
+    before = bytes(memoryview(out).cast("B"))
+    with pytest.raises(ValueError, match="overlaps"):
+        backend.encode_frame_into(out, offset, OP_BINARY, payload, mask_key=key)
+    assert bytes(memoryview(out).cast("B")) == before
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_encode_into_from_elsewhere_in_the_same_buffer(backend, masked: bool) -> None:
+    """A payload may share the destination's memory, as long as the frame does not cover it."""
+    key = KEY if masked else None
+    header = 6 if masked else 2
+    for start, offset in ((40, 0), (40, 40 - header - 10), (0, 10), (30, 0), (50, 50 - header)):
+        buf = bytearray(range(64))
+        payload = bytes(buf[start : start + 10])
+        expected = raw_frame(OP_BINARY, payload, key=key)
+        n = backend.encode_frame_into(buf, offset, OP_BINARY, memoryview(buf)[start : start + 10], mask_key=key)
+        assert bytes(buf[offset : offset + n]) == expected
+
+
 @pytest.mark.parametrize("buf", [b"\x00" * 20, memoryview(bytearray(20)).toreadonly()])
 def test_encode_into_read_only_buffer(backend, buf) -> None:
     with pytest.raises(TypeError):
@@ -282,6 +341,53 @@ def test_make_frame_and_frame_value(backend) -> None:
     assert "Frame(" in repr(f)
     r = backend.FrameReader()
     assert r.feed(backend.encode_frame(OP_TEXT, b"hi", fin=False)) == [backend.make_frame(OP_TEXT, b"hi", fin=False)]
+
+
+FRAME_FIELDS = {"opcode": 2, "fin": False, "rsv": 1, "payload": b"new"}
+HEADER_FIELDS = {"fin": False, "rsv": 1, "opcode": 2, "masked": False, "length": 1, "key": 1, "size": 3}
+
+
+@pytest.mark.parametrize("name", sorted(FRAME_FIELDS))
+def test_frames_are_read_only(backend, name: str) -> None:
+    """Frames are values, in both backends: a frame kept by one part of a program cannot change under another."""
+    f = backend.make_frame(OP_TEXT, b"hi")
+    with pytest.raises(AttributeError):
+        setattr(f, name, FRAME_FIELDS[name])
+    with pytest.raises(AttributeError):
+        delattr(f, name)
+    assert (f.opcode, f.fin, f.rsv, f.payload) == (OP_TEXT, True, 0, b"hi")
+    with pytest.raises(AttributeError):
+        f.extra = 1  # no instance dict either
+
+
+@pytest.mark.parametrize("name", sorted(HEADER_FIELDS))
+def test_headers_are_read_only(backend, name: str) -> None:
+    h = backend.parse_header(HELLO_MASKED)
+    with pytest.raises(AttributeError):
+        setattr(h, name, HEADER_FIELDS[name])
+    assert (h.fin, h.rsv, h.opcode, h.masked, h.length, h.key, h.size) == (True, 0, OP_TEXT, True, 5, 0x37FA213D, 6)
+    with pytest.raises(AttributeError):
+        h.extra = 1
+
+
+def test_make_frame_normalises_its_fields(backend) -> None:
+    f = backend.make_frame(OP_BINARY, memoryview(b"ab"), fin=1, rsv=0)
+    assert f.fin is True and type(f.payload) is bytes and repr(f) == repr(backend.make_frame(OP_BINARY, b"ab"))
+
+
+@pytest.mark.parametrize("option", ["max_frame_size", "max_message_size", "max_fragments", "allowed_rsv"])
+@pytest.mark.parametrize("value", [None, "10", 1.5])
+def test_reader_limits_are_ints_checked_at_construction(backend, option: str, value) -> None:
+    """-1 is "no limit"; None and other non-ints are a TypeError at once, not at the first feed."""
+    with pytest.raises(TypeError, match=option):
+        backend.FrameReader(**{option: value})
+
+
+def test_protocol_errors_hash_like_they_compare() -> None:
+    a, b = ProtocolError(1002, "bad"), ProtocolError(1002, "bad")
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert ProtocolError(1002, "bad") != ProtocolError(1007, "bad")
+    assert ProtocolError(1002, "bad") != ProtocolError(1002, "worse")
 
 
 # ------------------------------------------------------------- parse_header rules
@@ -749,6 +855,38 @@ def test_max_message_size_huge_declared_length(backend) -> None:
     assert r.error is None
     r.feed(b"x" * 10)
     assert r.error is None and r.pending == 10
+
+
+def test_max_fragments_counts_every_data_frame(backend) -> None:
+    """Empty fragments count too: a message of many empty frames costs per frame, not per byte."""
+    r = backend.FrameReader(max_fragments=3)
+    first = raw_frame(OP_BINARY, b"a", fin=False)
+    empty = raw_frame(OP_CONT, b"", fin=False)
+    got = r.feed(first + empty + raw_frame(OP_PING, b"") + empty + raw_frame(OP_CONT, b"", fin=True))
+    assert frames_of(got) == [(OP_BINARY, False, 0, b"a"), (OP_CONT, False, 0, b""), (OP_PING, True, 0, b""),
+                              (OP_CONT, False, 0, b"")]
+    fails_with(r, 1009, "message of more than 3 frames over the limit")
+
+
+def test_max_fragments_exact_and_per_message(backend) -> None:
+    r = backend.FrameReader(max_fragments=3)
+    msg = raw_frame(OP_TEXT, b"a", fin=False) + raw_frame(OP_CONT, b"", fin=False) + raw_frame(OP_CONT, b"b")
+    assert len(r.feed(msg + msg + raw_frame(OP_BINARY, b"x"))) == 7
+    assert r.error is None and not r.in_message
+
+
+def test_max_fragments_decided_at_the_header(backend) -> None:
+    r = backend.FrameReader(max_fragments=1)
+    r.feed(raw_frame(OP_BINARY, b"a", fin=False) + raw_frame(OP_CONT, length=1000)[:4])
+    fails_with(r, 1009)
+    assert r.pending == 0
+
+
+def test_max_fragments_unlimited_by_default(backend) -> None:
+    r = backend.FrameReader()
+    n = 200_000
+    r.feed(raw_frame(OP_BINARY, b"", fin=False) + raw_frame(OP_CONT, b"", fin=False) * n + raw_frame(OP_CONT))
+    assert r.error is None and not r.in_message
 
 
 # ------------------------------------------------------------- FrameReader: UTF-8

@@ -400,6 +400,37 @@ def test_accept_extensions_and_extra_headers():
         hs.accept(req, extensions="permessage-deflate;;")
 
 
+SERVER_RESERVED = ["Sec-WebSocket-Extensions", "Sec-WebSocket-Accept", "Sec-WebSocket-Protocol", "Upgrade", "Connection"]
+CLIENT_RESERVED = ["Host", "Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version",
+                   "Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions"]
+
+
+def _spellings(name: str) -> list:
+    return [name, name.lower(), name.upper()]
+
+
+@pytest.mark.parametrize("name", [s for n in SERVER_RESERVED for s in _spellings(n)])
+def test_accept_refuses_reserved_extra_headers(name):
+    """The handshake's own headers are the library's to write: one set by the caller could contradict them."""
+    req = request(head(add=[("Sec-WebSocket-Extensions", "x-a")]))
+    with pytest.raises(ValueError, match="reserved"):
+        hs.accept(req, extra_headers=[("X-Fine", "1"), (name, "x-a")])
+
+
+@pytest.mark.parametrize("name", [s for n in CLIENT_RESERVED for s in _spellings(n)])
+def test_build_request_refuses_reserved_extra_headers(name):
+    with pytest.raises(ValueError, match="reserved"):
+        hs.build_request("h", "/", key=KEY, extra_headers=[(name, "v")])
+
+
+def test_extra_headers_outside_the_handshake_are_fine():
+    req = request(VALID)
+    response = hs.accept(req, extra_headers=[("Sec-WebSocket-Version", "13"), ("Set-Cookie", "a=b")])
+    assert response.headers.get_all("Set-Cookie") == ["a=b"]
+    data = hs.build_request("h", key=KEY, extra_headers=[("Origin-X", "o"), ("Authorization", "Bearer t")])
+    assert b"\r\nAuthorization: Bearer t\r\n" in data
+
+
 def test_error_response_bytes():
     error = server_error(head(drop=["Sec-WebSocket-Version"], add=[("Sec-WebSocket-Version", "8")]))
     body = error.reason.encode()

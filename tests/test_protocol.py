@@ -23,6 +23,7 @@ from frames_by_hand import naive_mask, raw_frame
 
 from wsframe.protocol import handshake as hs
 from wsframe.protocol.connection import (
+    DEFAULT_MAX_FRAGMENTS,
     DEFAULT_MAX_MESSAGE_SIZE,
     ClientConnection,
     Connection,
@@ -456,6 +457,26 @@ case(
     decide=(1, "header"),
 )
 case(
+    "max-fragments-exact",
+    [F(TEXT, b"a", fin=False), F(CONT, b"", fin=False), F(PING, b"p"), F(CONT, b"b")],
+    [Ping(b"p"), TextMessage("ab")],
+    [(PONG, b"p")],
+    opts={"max_fragments": 3},
+)
+case(
+    "max-fragments-over-with-empty-frames",
+    [F(BINARY, b"", fin=False), F(CONT, b"", fin=False), F(CONT, b"", fin=False), F(CONT, b"x")],
+    [Fail(1009)],
+    opts={"max_fragments": 3},
+    decide=(3, "header"),
+)
+case(
+    "max-fragments-resets-between-messages",
+    [F(TEXT, b"a", fin=False), F(CONT, b"b"), F(BINARY, b"c", fin=False), F(CONT, b"d")],
+    [TextMessage("ab"), BinaryMessage(b"cd")],
+    opts={"max_fragments": 2},
+)
+case(
     "length-64bit-top-bit",
     [F(BINARY, b"", length=2**63)],
     [Fail(1002)],
@@ -675,6 +696,46 @@ def test_default_limit_accepts_exactly_one_mib(role: str, backend) -> None:
     assert run.written == b""
 
 
+@pytest.mark.parametrize("role", ROLES)
+def test_default_fragment_limit(role: str, backend) -> None:
+    """Empty continuation frames are not free: past DEFAULT_MAX_FRAGMENTS frames a message fails with 1009."""
+    assert DEFAULT_MAX_FRAGMENTS == 128 * 1024
+    key = PEER_KEY if role == "server" else None
+    empty = raw_frame(CONT, b"", fin=False, key=key)
+    start = raw_frame(BINARY, b"x", fin=False, key=key)
+    body = start + empty * (DEFAULT_MAX_FRAGMENTS - 2)
+    conn = Connection(client=role == "client", max_message_size=1024, backend=backend.name)
+    assert conn.max_fragments == DEFAULT_MAX_FRAGMENTS
+    run = drive(conn, [body, raw_frame(CONT, b"y", key=key)], eof=False)  # exactly at the limit
+    assert norm(run.events) == norm([BinaryMessage(b"xy")])
+    conn = Connection(client=role == "client", max_message_size=1024, backend=backend.name)
+    run = drive(conn, [body, empty, raw_frame(CONT, b"y", key=key)], eof=False)  # one frame over
+    assert [type(e) for e in run.events] == [Closed] and run.events[0].code == 1009
+    check_written(run.written, role, [(CLOSE, close_body(1009, run.events[0].reason.encode()))])
+
+
+def test_empty_fragments_are_not_kept(backend) -> None:
+    """Per-message bookkeeping grows with the payload bytes, not with the number of frames."""
+    import tracemalloc
+
+    empty = raw_frame(CONT, b"", fin=False)
+    conn = Connection(client=True, max_fragments=None, backend=backend.name)
+    conn.receive_data(raw_frame(BINARY, b"x", fin=False))
+    assert list(conn.events()) == []
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(20):
+            conn.receive_data(empty * 1000)
+            assert list(conn.events()) == []
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 20_000, f"{held} bytes held for 20000 empty fragments"
+    conn.receive_data(raw_frame(CONT, b"y"))
+    assert norm(conn.events()) == norm([BinaryMessage(b"xy")])
+
+
 # --- stream mode -------------------------------------------------------------------------
 
 
@@ -858,6 +919,33 @@ def test_send_fragment_type_mismatch(first, second, backend) -> None:
     )
     # Then a new message may have either type.
     assert conn.send_fragment(second, final=True)[0] == (0x82 if isinstance(second, bytes) else 0x81)
+
+
+@pytest.mark.parametrize("bad", [5, None, object(), [1, 2], memoryview(b"abcd")[::2]])
+def test_send_fragment_failure_leaves_no_trace(bad, backend) -> None:
+    """A fragment that cannot be encoded is not recorded: later sends work as if it was never tried."""
+    conn = Connection(client=False, backend=backend.name)
+    with pytest.raises(TypeError):
+        conn.send_fragment(bad)
+    assert conn.send_text("x") == b"\x81\x01x"  # no message was opened
+    assert conn.send_fragment("a") == b"\x01\x01a"
+    with pytest.raises(TypeError):
+        conn.send_fragment(bad, final=True)
+    with pytest.raises(TypeError):
+        conn.send_fragment(bad)
+    assert conn.send_fragment("b", final=True) == b"\x80\x01b"  # the message was still open, as text
+    assert conn.send_binary(b"y") == b"\x82\x01y"
+    with pytest.raises(UnicodeEncodeError):
+        conn.send_fragment("\ud800")  # a lone surrogate has no UTF-8
+    assert conn.send_binary(b"z") == b"\x82\x01z"
+
+
+def test_send_fragment_failure_on_the_client_leaves_no_trace(backend) -> None:
+    """The same on the masking side: no key spent on state, the next fragment starts the message."""
+    conn = Connection(client=True, backend=backend.name)
+    with pytest.raises(TypeError):
+        conn.send_fragment(3.5, final=False)
+    assert [f.opcode for f in outgoing(conn, conn.send_fragment(b"a") + conn.send_fragment(b"b", True))] == [BINARY, CONT]
 
 
 def test_whole_message_refused_while_fragments_open(backend) -> None:
@@ -1166,8 +1254,9 @@ def test_server_rejects_bad_requests_with_http(name, data, status, headers, mode
     for chunks in chunkings(data + frames, mode):
         conn = ServerConnection(backend=backend.name)
         run = drive(conn, chunks, eof=False)
-        assert [type(e) for e in run.events] == [Rejected]
+        assert [type(e) for e in run.events] == [Rejected, Closed]
         assert run.events[0].status == status and run.events[0].reason
+        assert run.events[1] == Closed(1006, run.events[0].reason)
         head, _, body = run.written.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 %d " % status)
         assert b"Connection: close" in head and b"Content-Length: %d" % len(body) in head
@@ -1181,8 +1270,7 @@ def test_server_rejects_bad_requests_with_http(name, data, status, headers, mode
 def test_server_origin_not_allowed(backend) -> None:
     conn = ServerConnection(origins=["https://good.example"], backend=backend.name)
     conn.receive_data(client_request(origin="https://evil.example"))
-    (event,) = conn.events()
-    assert event == Rejected(403, "origin not allowed")
+    assert norm(conn.events()) == norm([Rejected(403, "origin not allowed"), Closed(1006, "origin not allowed")])
     assert conn.data_to_send().startswith(b"HTTP/1.1 403 Forbidden\r\n")
 
 
@@ -1194,6 +1282,8 @@ def test_server_reject_by_application(backend) -> None:
     data = conn.reject(404, "no such room")
     assert data.startswith(b"HTTP/1.1 404 Not Found\r\n") and data.endswith(b"\r\n\r\nno such room")
     assert conn.state is State.CLOSED and conn.should_close_transport
+    assert norm(conn.events()) == norm([Closed(1006, "rejected with 404 Not Found")])
+    assert (conn.close_code, conn.close_reason) == (1006, "rejected with 404 Not Found")
     with pytest.raises(InvalidState):
         conn.accept()
 
@@ -1201,7 +1291,8 @@ def test_server_reject_by_application(backend) -> None:
 def test_server_eof_during_handshake(backend) -> None:
     conn = ServerConnection(backend=backend.name)
     run = drive(conn, [client_request()[:20]], eof=True)
-    assert [type(e) for e in run.events] == [Rejected] and run.written == b""
+    reason = "connection closed during the handshake"
+    assert norm(run.events) == norm([Rejected(0, reason), Closed(1006, reason)]) and run.written == b""
     assert conn.state is State.CLOSED and conn.should_close_transport
 
 
@@ -1216,6 +1307,25 @@ def test_server_accept_with_extra_headers(backend) -> None:
         b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nX-Served-By: test\r\n\r\n"
     )
     assert conn.state is State.OPEN and conn.subprotocol is None
+
+
+@pytest.mark.parametrize("name", ["Sec-WebSocket-Accept", "sec-websocket-extensions", "SEC-WEBSOCKET-PROTOCOL",
+                                  "upgrade", "Connection"])
+def test_server_accept_refuses_reserved_extra_headers(name: str, backend) -> None:
+    conn = ServerConnection(backend=backend.name)
+    conn.receive_data(client_request())
+    list(conn.events())
+    with pytest.raises(ValueError):
+        conn.accept(extra_headers=[(name, "x")])
+    assert conn.state is State.CONNECTING  # still unanswered: accept() works after the mistake
+    assert conn.accept().startswith(b"HTTP/1.1 101 ")
+
+
+@pytest.mark.parametrize("name", ["Host", "upgrade", "CONNECTION", "Sec-WebSocket-Key", "sec-websocket-version",
+                                  "Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions"])
+def test_client_refuses_reserved_extra_headers(name: str, backend) -> None:
+    with pytest.raises(ValueError):
+        ClientConnection("example.com", "/", extra_headers=[(name, "x")], backend=backend.name)
 
 
 def test_server_accept_refuses_unoffered_subprotocol(backend) -> None:
@@ -1242,15 +1352,17 @@ def test_client_rejects_bad_responses(name, make, status, backend) -> None:
     conn = ClientConnection("example.com", backend=backend.name)
     response = make(conn.handshake_request())
     run = drive(conn, [response + b"\x81\x01x"], eof=False)
-    assert [type(e) for e in run.events] == [Rejected]
+    assert [type(e) for e in run.events] == [Rejected, Closed]
     assert run.events[0].status == status and run.events[0].reason
+    assert run.events[1] == Closed(1006, run.events[0].reason)
     assert run.written == b"" and conn.state is State.CLOSED and conn.should_close_transport
 
 
 def test_client_eof_during_handshake(backend) -> None:
     conn = ClientConnection("example.com", backend=backend.name)
     run = drive(conn, [b"HTTP/1.1 101 Switching"], eof=True)
-    assert norm(run.events) == norm([Rejected(0, "connection closed during the handshake")])
+    reason = "connection closed during the handshake"
+    assert norm(run.events) == norm([Rejected(0, reason), Closed(1006, reason)])
     assert conn.should_close_transport
 
 
@@ -1267,10 +1379,16 @@ def test_wrong_argument_types_are_type_errors(backend, call) -> None:
     assert conn.state is State.OPEN  # nothing was half-done
 
 
-@pytest.mark.parametrize("option", ["max_message_size", "max_frame_size"])
+@pytest.mark.parametrize("option", ["max_message_size", "max_frame_size", "max_fragments"])
 def test_negative_limits_are_refused(backend, option) -> None:
     with pytest.raises(ValueError):
         Connection(backend=backend.name, **{option: -5})
+
+
+def test_fragment_limit_needs_at_least_one_frame(backend) -> None:
+    with pytest.raises(ValueError):
+        Connection(backend=backend.name, max_fragments=0)
+    assert Connection(backend=backend.name, max_fragments=None).max_fragments is None
 
 
 def _parsed(raw: bytes) -> hs.Request:
@@ -1299,6 +1417,6 @@ def test_receive_request_checks_like_bytes_do(backend) -> None:
     server = ServerConnection(backend=backend.name)
     server.receive_request(request)
     events = list(server.events())
-    assert len(events) == 1 and isinstance(events[0], Rejected) and events[0].status == 400
+    assert [type(e) for e in events] == [Rejected, Closed] and events[0].status == 400
     assert server.data_to_send().startswith(b"HTTP/1.1 400 ")
     assert not _parsed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").wants_websocket

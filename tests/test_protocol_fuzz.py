@@ -461,8 +461,9 @@ def test_server_handshake_then_frames(items, mutations, cuts, seed) -> None:
         written += conn.data_to_send()
         assert conn.state is State.CLOSED and conn.should_close_transport
         if not events or isinstance(events[0], Rejected):
-            # Incomplete or invalid request: one Rejected, an HTTP error response unless cut short.
-            assert [type(e) for e in events] == [Rejected]
+            # Incomplete or invalid request: Rejected then Closed(1006), an HTTP error response unless cut short.
+            assert [type(e) for e in events] == [Rejected, Closed]
+            assert events[1] == Closed(1006, events[0].reason)
             if events[0].status:
                 assert written.startswith(b"HTTP/1.1 %d " % events[0].status) and 400 <= events[0].status < 500
             else:
@@ -502,7 +503,7 @@ def test_client_handshake_then_frames(items, mutations, cuts) -> None:
         drain(conn, events, written)
         assert conn.state is State.CLOSED and conn.should_close_transport
         if isinstance(events[0], Rejected):
-            assert len(events) == 1 and written == b""
+            assert norm(events) == norm([events[0], Closed(1006, events[0].reason)]) and written == b""
         else:
             assert isinstance(events[0], Accepted) and isinstance(events[-1], Closed)
             parse_written(bytes(written), client=True)

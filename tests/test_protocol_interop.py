@@ -503,7 +503,7 @@ def test_websockets_client_rejected_by_our_server(backend: str) -> None:
         assert info.value.response.status_code == 403
         assert info.value.response.body == b"origin not allowed"
         (loop,) = server.join().loops
-        assert [type(e).__name__ for e in loop.events] == ["Rejected"]
+        assert [type(e).__name__ for e in loop.events] == ["Rejected", "Closed"]
     finally:
         server.close()
 

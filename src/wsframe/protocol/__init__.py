@@ -3,8 +3,9 @@
 Modules, bottom up: ``constants`` (opcodes, close codes), ``errors``,
 ``frames`` (RFC 6455 section 5, one typed source for both backends) over the
 per-byte ``kernels`` (``kernels_c`` compiled, ``kernels_py`` its pure twin),
-``backend`` (which of the two is active), ``handshake`` (section 4),
-``events`` and ``connection`` (the state machine of both roles).
+``backend`` (which of the two is active), ``http11`` (the HTTP/1.1 heads the
+handshake travels in), ``handshake`` (section 4), ``events`` and
+``connection`` (the state machine of both roles: ``TRANSITIONS``).
 """
 
 from .backend import BACKEND

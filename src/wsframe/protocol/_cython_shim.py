@@ -1,6 +1,6 @@
 """Stand-in for the ``cython`` module when Cython is not installed (it is a build dependency only).
 
-_frames.py asks ``cython.compiled``; run as plain Python that is False. Compiled,
+frames.py asks ``cython.compiled``; run as plain Python that is False. Compiled,
 Cython resolves ``cython`` itself and never imports this.
 """
 

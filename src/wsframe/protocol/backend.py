@@ -7,38 +7,80 @@ either one explicitly, which is how the tests run everything against both.
 
 from __future__ import annotations
 
+import importlib
 import os
 from types import SimpleNamespace
+from typing import TYPE_CHECKING, List, Optional, Protocol, Type, cast
 
-__all__ = ["BACKEND", "NO_EXTENSIONS", "NAMES", "load", "available", "active"]
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
+
+    from . import frames, kernels_py
+
+__all__ = ["BACKEND", "NO_EXTENSIONS", "NAMES", "Backend", "load", "available", "active"]
 
 #: What each backend provides, under the same names with the same behaviour.
 NAMES = (
-    # framing (one source: _frames.py, compiled as _frames_c)
+    # framing (one source: frames.py, compiled as frames_c)
     "Frame", "Header", "FrameReader", "parse_header", "make_frame",
     "encode_frame", "encode_frame_into", "frame_size",
-    # per-byte kernels (_kernels_py.py and the compiled _kernels)
+    # per-byte kernels (kernels_py.py and its compiled twin kernels_c)
     "mask", "mask_inplace", "Utf8Validator", "validate_utf8", "MASK_IMPL",
 )
 
 NO_EXTENSIONS = os.environ.get("WSFRAME_NO_EXTENSIONS", "").strip().lower() not in ("", "0", "no", "false")
 
+_MODULES = {"cython": ("frames_c", "kernels_c"), "python": ("frames", "kernels_py")}
 
-def load(name: str) -> SimpleNamespace:
+
+class Backend(Protocol):
+    """A backend as :func:`load` returns it: the :data:`NAMES`, typed as the pure backend defines them
+    (the compiled one has the same signatures; tests/test_backend.py checks this list against both)."""
+
+    name: str
+    MASK_IMPL: str
+    Frame: Type[frames.Frame]
+    Header: Type[frames.Header]
+    FrameReader: Type[frames.FrameReader]
+    Utf8Validator: Type[kernels_py.Utf8Validator]
+
+    def parse_header(self, data: ReadableBuffer, offset: int = 0, max_size: int = -1) -> Optional[frames.Header]: ...
+
+    def make_frame(self, opcode: int, payload: ReadableBuffer, fin: bool = True, rsv: int = 0) -> frames.Frame: ...
+
+    def encode_frame(
+        self, opcode: int, payload: ReadableBuffer, fin: bool = True, rsv: int = 0,
+        mask_key: Optional[ReadableBuffer] = None,
+    ) -> bytes: ...
+
+    def encode_frame_into(
+        self, buffer: WriteableBuffer, offset: int, opcode: int, payload: ReadableBuffer, fin: bool = True,
+        rsv: int = 0, mask_key: Optional[ReadableBuffer] = None,
+    ) -> int: ...
+
+    def frame_size(self, length: int, masked: bool = False) -> int: ...
+
+    def mask(self, data: ReadableBuffer, key: ReadableBuffer, phase: int = 0) -> bytes: ...
+
+    def mask_inplace(self, buffer: ReadableBuffer, key: ReadableBuffer, phase: int = 0) -> None: ...
+
+    def validate_utf8(self, data: ReadableBuffer) -> bool: ...
+
+
+def load(name: str) -> Backend:
     """Return the ``"cython"`` or ``"python"`` backend; ImportError if it is not built."""
-    if name == "cython":
-        from . import frames_c as frames, kernels_c as kernels
-    elif name == "python":
-        from . import frames as frames, kernels_py as kernels
-    else:
+    if name not in _MODULES:
         raise ValueError(f"unknown backend {name!r}")
+    frames_name, kernels_name = _MODULES[name]
+    framing = importlib.import_module(f".{frames_name}", __package__)
+    kernels = importlib.import_module(f".{kernels_name}", __package__)
     ns = SimpleNamespace(name=name)
     for attr in NAMES:
-        setattr(ns, attr, getattr(frames, attr, None) or getattr(kernels, attr))
-    return ns
+        setattr(ns, attr, getattr(framing, attr, None) or getattr(kernels, attr))
+    return cast(Backend, ns)
 
 
-def available() -> list[str]:
+def available() -> List[str]:
     """The backends that can be loaded here, compiled first."""
     names = []
     for name in ("cython", "python"):
@@ -50,7 +92,7 @@ def available() -> list[str]:
     return names
 
 
-def _choose() -> SimpleNamespace:
+def _choose() -> Backend:
     if not NO_EXTENSIONS:
         try:
             return load("cython")

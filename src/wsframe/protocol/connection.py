@@ -26,13 +26,20 @@ backend) → :class:`Connection` (frames → messages, control frames, closing)
 
 from __future__ import annotations
 
+import codecs
 import enum
 import os
 from collections import deque
-from typing import Any, Deque, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from . import backend as _backend
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+    from .frames import Frame, FrameReader
 from . import handshake as hs
+from . import http11
 from .errors import InvalidState
 from .events import (
     Accepted,
@@ -49,15 +56,29 @@ from .events import (
 )
 
 __all__ = [
-    "State", "Connection", "ServerConnection", "ClientConnection",
-    "DEFAULT_MAX_MESSAGE_SIZE", "is_valid_close_code", "encode_message",
+    "State", "Trigger", "TRANSITIONS", "Connection", "ServerConnection", "ClientConnection",
+    "DEFAULT_MAX_MESSAGE_SIZE", "DEFAULT_MAX_FRAGMENTS", "is_valid_close_code", "encode_message",
 ]
 
-from .constants import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT  # noqa: E402
+from .constants import (  # noqa: E402
+    CLOSE_ABNORMAL,
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONTINUATION,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+)
 
 #: Default limit on a received message: protects a server, like websockets' 1 MiB.
 DEFAULT_MAX_MESSAGE_SIZE = 2**20
 
+#: Default limit on the frames of one received message, empty ones included (Node's
+#: ws has the same default for its maxFragments). Without it, a peer could hold a
+#: message open with an endless stream of two-byte empty continuation frames.
+DEFAULT_MAX_FRAGMENTS = 128 * 1024
+
+_UTF8_DECODER = codecs.getincrementaldecoder("utf-8")  # stream mode: text split anywhere across frames
 _KEY_POOL = 4096  # bytes of mask keys drawn from the OS at a time (1024 frames)
 
 
@@ -70,12 +91,44 @@ class State(enum.IntEnum):
     CLOSED = 3
 
 
+class Trigger(enum.Enum):
+    """What moves a connection from one :class:`State` to another."""
+
+    ACCEPTED = "accepted"  # server: accept(); client: a valid 101 response (Accepted)
+    REFUSED = "refused"  # reject(), an invalid request or response (Rejected), EOF during the handshake
+    CLOSE_SENT = "close sent"  # close()
+    CLOSE_RECEIVED = "close received"  # the peer's close frame (CloseReceived)
+    FAILED = "failed"  # a protocol violation: we sent 1002/1007/1009 and stop reading
+    EOF = "eof"  # the transport ended without a closing handshake (1006)
+
+
+#: Every state change there is: (state, trigger) -> next state. Any other pair is
+#: refused with InvalidState. Each change into CLOSED queues the Closed event,
+#: so Closed is always the last event of a connection, whichever way it ends.
+TRANSITIONS: Dict[Tuple[State, Trigger], State] = {
+    (State.CONNECTING, Trigger.ACCEPTED): State.OPEN,
+    (State.CONNECTING, Trigger.REFUSED): State.CLOSED,
+    (State.OPEN, Trigger.CLOSE_SENT): State.CLOSING,
+    (State.OPEN, Trigger.CLOSE_RECEIVED): State.CLOSED,
+    (State.OPEN, Trigger.FAILED): State.CLOSED,
+    (State.OPEN, Trigger.EOF): State.CLOSED,
+    (State.CLOSING, Trigger.CLOSE_RECEIVED): State.CLOSED,
+    (State.CLOSING, Trigger.FAILED): State.CLOSED,
+    (State.CLOSING, Trigger.EOF): State.CLOSED,
+}
+
+
 def is_valid_close_code(code: int) -> bool:
     """True for codes an endpoint may send in a close frame (RFC 6455 7.4, IANA registry).
 
     1005, 1006 and 1015 are only ever reported, never sent; 1004 is reserved.
     """
     return code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def _no_limit(limit: Optional[int]) -> int:
+    """A Connection limit as FrameReader takes it: -1 for none."""
+    return -1 if limit is None else limit
 
 
 def _close_payload(code: Optional[int], reason: str) -> bytes:
@@ -103,12 +156,18 @@ class Connection:
     handshake in front.
 
     ``max_message_size`` and ``max_frame_size`` bound what the peer may send
-    (1009 over them, decided from headers before any payload is buffered);
-    ``None`` disables a limit. ``stream=True`` delivers :class:`Fragment`
+    in bytes, ``max_fragments`` the frames of one message (1009 over any of
+    them, decided from headers before any payload is buffered); ``None``
+    disables a limit. ``stream=True`` delivers :class:`Fragment`
     events as frames arrive instead of whole messages. ``auto_pong`` answers
     pings with the same payload. ``backend`` is ``"cython"``, ``"python"`` or
     None for the active one.
+
+    :attr:`state` changes only as :data:`TRANSITIONS` allows, and every change
+    goes through :meth:`_transition`.
     """
+
+    _INITIAL_STATE = State.OPEN  # the handshake was done elsewhere
 
     def __init__(
         self,
@@ -116,6 +175,7 @@ class Connection:
         *,
         max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
         max_frame_size: Optional[int] = None,
+        max_fragments: Optional[int] = DEFAULT_MAX_FRAGMENTS,
         auto_pong: bool = True,
         stream: bool = False,
         backend: Optional[str] = None,
@@ -123,20 +183,23 @@ class Connection:
         for name, limit in (("max_message_size", max_message_size), ("max_frame_size", max_frame_size)):
             if limit is not None and limit < 0:
                 raise ValueError(f"{name} must be >= 0, or None for no limit")
+        if max_fragments is not None and max_fragments < 1:
+            raise ValueError("max_fragments must be >= 1, or None for no limit")
         self.client = client
         self.max_message_size = max_message_size
         self.max_frame_size = max_frame_size
+        self.max_fragments = max_fragments
         self.auto_pong = auto_pong
         self.stream = stream
         self._backend = _backend.active if backend is None else _backend.load(backend)
-        self.state = State.OPEN
+        self._state = self._INITIAL_STATE
         self.subprotocol: Optional[str] = None
         self.close_code: Optional[int] = None
         self.close_reason = ""
-        self._reader: Any = None
+        self._reader: Optional[FrameReader] = None
         self._allowed_rsv = 0
         self._incoming: Deque[bytes] = deque()
-        self._frames: Deque[Any] = deque()
+        self._frames: Deque[Frame] = deque()
         self._ready: Deque[Event] = deque()
         self._outgoing = bytearray()
         self._eof = False
@@ -144,10 +207,28 @@ class Connection:
         self._close_sent = False
         self._parts: List[bytes] = []
         self._message_text = False
-        self._decoder: Any = None
+        self._decoder: Optional[codecs.IncrementalDecoder] = None
         self._sending_fragments: Optional[bool] = None  # text? while a fragmented send is open
         self._keys = b""
         self._key_pos = 0
+
+    @property
+    def state(self) -> State:
+        """Where the connection is: read-only, it changes by :data:`TRANSITIONS` alone."""
+        return self._state
+
+    def _transition(self, trigger: Trigger, code: int = CLOSE_ABNORMAL, reason: str = "") -> None:
+        """The one place the state changes; entering CLOSED records how and queues :class:`Closed`."""
+        new = TRANSITIONS.get((self._state, trigger))
+        if new is None:
+            raise InvalidState(f"a connection in state {self._state.name} cannot become {trigger.value}")
+        self._state = new
+        if new is State.CLOSED:
+            self.close_code = code
+            self.close_reason = reason
+            self._incoming.clear()
+            self._frames.clear()
+            self._ready.append(Closed(code, reason))
 
     # -- receiving -------------------------------------------------------------------
 
@@ -194,7 +275,7 @@ class Connection:
                 self._frames.extend(self._reader_for_open().feed(self._incoming.popleft()))
                 continue
             if self._eof:
-                self._finish(1006, "")
+                self._transition(Trigger.EOF)
                 continue
             return
 
@@ -222,15 +303,14 @@ class Connection:
         """
         return bool(self._ready or self._frames or self._incoming)
 
-    def _reader_for_open(self) -> Any:
+    def _reader_for_open(self) -> FrameReader:
         if self._reader is None:
-            limit_msg = -1 if self.max_message_size is None else self.max_message_size
-            limit_frame = -1 if self.max_frame_size is None else self.max_frame_size
             self._reader = self._backend.FrameReader(
                 require_mask=not self.client,
-                max_frame_size=limit_frame,
-                max_message_size=limit_msg,
+                max_frame_size=_no_limit(self.max_frame_size),
+                max_message_size=_no_limit(self.max_message_size),
                 allowed_rsv=self._allowed_rsv,
+                max_fragments=_no_limit(self.max_fragments),
             )
         return self._reader
 
@@ -238,40 +318,40 @@ class Connection:
         """Advance the opening handshake (subclasses); False when it waits for something."""
         return False
 
-    def _on_frame(self, frame: Any) -> None:
+    def _on_frame(self, frame: Frame) -> None:
         opcode = frame.opcode
+        payload = frame.payload  # each field read once: they are properties in the pure backend
         if opcode == OP_PING:
             # RFC 6455 5.5.2: answer "unless it already received a Close frame", so
             # also while CLOSING (our close sent, the peer's not seen yet).
             if self.auto_pong and self.state is not State.CLOSED:
-                self._outgoing += self._frame(OP_PONG, frame.payload)
-            self._ready.append(Ping(frame.payload))
+                self._outgoing += self._frame(OP_PONG, payload)
+            self._ready.append(Ping(payload))
         elif opcode == OP_PONG:
-            self._ready.append(Pong(frame.payload))
+            self._ready.append(Pong(payload))
         elif opcode == OP_CLOSE:
-            self._on_close(frame.payload)
+            self._on_close(payload)
         elif self.state is State.OPEN:  # after our close, data frames are discarded
-            self._on_data(frame)
+            self._on_data(opcode, frame.fin, payload)
 
-    def _on_data(self, frame: Any) -> None:
-        opcode = frame.opcode
-        if opcode != OP_CONTINUATION:
+    def _on_data(self, opcode: int, fin: bool, data: bytes) -> None:
+        first = opcode != OP_CONTINUATION
+        if first:
             self._message_text = opcode == OP_TEXT
-            if frame.fin and not self.stream:
-                data = frame.payload
+            if fin and not self.stream:
                 self._ready.append(TextMessage(data.decode("utf-8")) if self._message_text else BinaryMessage(data))
                 return
         if self.stream:
-            first = opcode != OP_CONTINUATION
-            data = frame.payload
+            text: Union[str, bytes] = data
             if self._message_text:
-                if first:
-                    self._decoder = _utf8_decoder()
-                data = self._decoder.decode(data, frame.fin)
-            self._ready.append(Fragment(data, first, frame.fin))
+                if first or self._decoder is None:
+                    self._decoder = _UTF8_DECODER()
+                text = self._decoder.decode(data, fin)
+            self._ready.append(Fragment(text, first, fin))
             return
-        self._parts.append(frame.payload)
-        if frame.fin:
+        if data:  # empty fragments cost nothing here: FrameReader counts them
+            self._parts.append(data)
+        if fin:
             data = b"".join(self._parts)
             self._parts = []
             self._ready.append(TextMessage(data.decode("utf-8")) if self._message_text else BinaryMessage(data))
@@ -294,25 +374,15 @@ class Connection:
             # Echo the peer's code (RFC 6455 5.5.1); an empty close gets an empty reply.
             self._outgoing += self._frame(OP_CLOSE, b"" if code == 1005 else code.to_bytes(2, "big"))
             self._close_sent = True
-        self._finish(code, reason)
+        self._transition(Trigger.CLOSE_RECEIVED, code, reason)
 
     def _fail(self, code: int, reason: str) -> None:
         """Fail the connection (RFC 6455 7.1.7): send a close with ``code`` and stop reading."""
-        if not self._close_sent and self.state is not State.CLOSED:
+        if not self._close_sent:
             self._outgoing += self._frame(OP_CLOSE, _close_payload(code, reason[:100]))
             self._close_sent = True
         self._failed = True
-        self._finish(code, reason)
-
-    def _finish(self, code: int, reason: str) -> None:
-        if self.state is State.CLOSED:
-            return
-        self.state = State.CLOSED
-        self.close_code = code
-        self.close_reason = reason
-        self._incoming.clear()
-        self._frames.clear()
-        self._ready.append(Closed(code, reason))
+        self._transition(Trigger.FAILED, code, reason)
 
     # -- sending ---------------------------------------------------------------------
 
@@ -358,9 +428,10 @@ class Connection:
             raise TypeError("all fragments of a message must be str, or all bytes")
         else:
             opcode = OP_CONTINUATION
+        frame = self._frame(opcode, data.encode("utf-8") if isinstance(data, str) else data, fin=final)
+        # Recorded only once the frame exists: a payload that cannot be encoded changes nothing.
         self._sending_fragments = None if final else text
-        payload = data.encode("utf-8") if isinstance(data, str) else data
-        return self._frame(opcode, payload, fin=final)
+        return frame
 
     def send_ping(self, payload: Union[bytes, str] = b"") -> bytes:
         """Bytes of a ping (payload at most 125 bytes)."""
@@ -384,9 +455,10 @@ class Connection:
             raise InvalidState("cannot close before the handshake completes")
         if self._close_sent or self.state is State.CLOSED:
             raise InvalidState("the connection is already closing or closed")
+        frame = self._frame(OP_CLOSE, payload)
+        self._transition(Trigger.CLOSE_SENT)
         self._close_sent = True
-        self.state = State.CLOSING
-        return self._frame(OP_CLOSE, payload)
+        return frame
 
     def _check_can_send(self, control: bool = False, fragment: bool = False) -> None:
         if self.state is not State.OPEN:
@@ -394,7 +466,7 @@ class Connection:
         if not control and not fragment and self._sending_fragments is not None:
             raise InvalidState("a fragmented message is being sent: finish it first")
 
-    def _frame(self, opcode: int, payload: Any, fin: bool = True) -> bytes:
+    def _frame(self, opcode: int, payload: ReadableBuffer, fin: bool = True) -> bytes:
         if not self.client:
             return self._backend.encode_frame(opcode, payload, fin)
         return self._backend.encode_frame(opcode, payload, fin, 0, self._mask_key())
@@ -417,11 +489,6 @@ def encode_message(data: Union[str, bytes, bytearray, memoryview], backend: Opti
     return encode(OP_BINARY, data)
 
 
-def _utf8_decoder() -> Any:
-    import codecs
-
-    return codecs.getincrementaldecoder("utf-8")()
-
 
 class ServerConnection(Connection):
     """The server side, from the HTTP upgrade request on.
@@ -432,7 +499,11 @@ class ServerConnection(Connection):
     with :meth:`accept` or :meth:`reject`. ``origins`` is an allow-list of
     Origin values (None in it admits requests without one; ``origins=None``
     admits all). ``subprotocols`` are the server's, in preference order.
+    A refused handshake ends, like any connection, with :class:`Closed`
+    (1006): after :class:`Rejected`, or alone after :meth:`reject`.
     """
+
+    _INITIAL_STATE = State.CONNECTING
 
     def __init__(
         self,
@@ -445,7 +516,6 @@ class ServerConnection(Connection):
         **options: Any,
     ) -> None:
         super().__init__(client=False, **options)
-        self.state = State.CONNECTING
         self.origins = None if origins is None else list(origins)
         self.subprotocols = list(subprotocols)
         self.request: Optional[hs.Request] = None
@@ -462,8 +532,9 @@ class ServerConnection(Connection):
                 return self._refuse(exc)
         if not self._head.complete:
             if self._eof:
-                self.state = State.CLOSED
-                self._ready.append(Rejected(0, "connection closed during the handshake"))
+                reason = "connection closed during the handshake"
+                self._ready.append(Rejected(0, reason))
+                self._transition(Trigger.REFUSED, CLOSE_ABNORMAL, reason)
                 return True
             return False
         try:
@@ -475,7 +546,7 @@ class ServerConnection(Connection):
             self._incoming.appendleft(rest)
         return self._take_request(request)
 
-    def receive_request(self, request: hs.Request) -> None:
+    def receive_request(self, request: http11.Request) -> None:
         """Start from a request that another HTTP server already read and parsed.
 
         For taking over a connection from an existing server: the request gets
@@ -483,6 +554,8 @@ class ServerConnection(Connection):
         """
         if self.request is not None or self._head.complete or self._incoming or self.state is not State.CONNECTING:
             raise InvalidState("the connection already has its request")
+        if not isinstance(request, hs.Request):  # a plain http11.Request: read it as a handshake
+            request = hs.Request(request.method, request.target, request.version, request.headers)
         self._take_request(request)
 
     def _take_request(self, request: hs.Request) -> bool:
@@ -497,15 +570,15 @@ class ServerConnection(Connection):
 
     def _refuse(self, exc: hs.HandshakeError) -> bool:
         self._outgoing += hs.error_response(exc).serialize()
-        self.state = State.CLOSED
         self._failed = True
         self._ready.append(Rejected(exc.status, exc.reason))
+        self._transition(Trigger.REFUSED, CLOSE_ABNORMAL, exc.reason)
         return True
 
     def accept(
         self,
         subprotocol: Optional[str] = None,
-        extra_headers: Iterable[tuple] = (),
+        extra_headers: Iterable[Tuple[str, str]] = (),
     ) -> bytes:
         """Bytes of the 101 response; the connection is open from here.
 
@@ -516,20 +589,21 @@ class ServerConnection(Connection):
         if subprotocol is None:
             subprotocol = hs.select_subprotocol(request.subprotocols, self.subprotocols)
         extensions = self._negotiate_extensions(request)
-        response = hs.accept(request, subprotocol, extensions, extra_headers)
+        data = hs.accept(request, subprotocol, extensions, extra_headers).serialize()
+        self._transition(Trigger.ACCEPTED)
         self._answered = True
         self.subprotocol = subprotocol
-        self.state = State.OPEN
-        return response.serialize()
+        return data
 
-    def reject(self, status: int = 403, body: Union[str, bytes] = b"", headers: Iterable[tuple] = ()) -> bytes:
-        """Bytes of an HTTP response refusing the upgrade; the connection is over."""
+    def reject(self, status: int = 403, body: Union[str, bytes] = b"", headers: Iterable[Tuple[str, str]] = ()) -> bytes:
+        """Bytes of an HTTP response refusing the upgrade; the connection is over (a :class:`Closed` event)."""
         self._pending_request()
         response = hs.reject(status, body, headers)
+        data = response.serialize()
         self._answered = True
-        self.state = State.CLOSED
         self._failed = True
-        return response.serialize()
+        self._transition(Trigger.REFUSED, CLOSE_ABNORMAL, f"rejected with {response.status} {response.reason}")
+        return data
 
     def _pending_request(self) -> hs.Request:
         if self.request is None or self._answered:
@@ -550,8 +624,11 @@ class ClientConnection(Connection):
     """The client side: :meth:`handshake_request` first, then the server's answer.
 
     ``host`` is the Host header value (with the port when not the default),
-    ``path`` the request target including any query.
+    ``path`` the request target including any query. A refused handshake
+    gives :class:`Rejected`, then :class:`Closed` (1006).
     """
+
+    _INITIAL_STATE = State.CONNECTING
 
     def __init__(
         self,
@@ -560,11 +637,10 @@ class ClientConnection(Connection):
         *,
         origin: Optional[str] = None,
         subprotocols: Sequence[str] = (),
-        extra_headers: Iterable[tuple] = (),
+        extra_headers: Iterable[Tuple[str, str]] = (),
         **options: Any,
     ) -> None:
         super().__init__(client=True, **options)
-        self.state = State.CONNECTING
         self.subprotocols = list(subprotocols)
         self.response: Optional[hs.Response] = None
         self._key = hs.new_key()
@@ -596,12 +672,12 @@ class ClientConnection(Connection):
         if rest:
             self._incoming.appendleft(rest)
         self.response = response
-        self.state = State.OPEN
+        self._transition(Trigger.ACCEPTED)
         self._ready.append(Accepted(self.subprotocol, response))
         return True
 
     def _refused(self, status: int, reason: str) -> bool:
-        self.state = State.CLOSED
         self._failed = True
         self._ready.append(Rejected(status, reason))
+        self._transition(Trigger.REFUSED, CLOSE_ABNORMAL, reason)
         return True

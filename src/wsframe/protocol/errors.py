@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["WebSocketError", "ProtocolError", "ConnectionClosed", "InvalidState"]
+from typing import Iterable, List, Tuple
+
+__all__ = ["WebSocketError", "ProtocolError", "HandshakeError", "ConnectionClosed", "InvalidState"]
 
 
 class WebSocketError(Exception):
@@ -27,11 +29,31 @@ class ProtocolError(WebSocketError):
     def __eq__(self, other: object) -> bool:
         return (
             type(other) is type(self)
-            and self.code == other.code  # type: ignore[attr-defined]
-            and self.reason == other.reason  # type: ignore[attr-defined]
+            and self.code == other.code
+            and self.reason == other.reason
         )
 
-    __hash__ = Exception.__hash__
+    def __hash__(self) -> int:
+        return hash((type(self), self.code, self.reason))
+
+
+class HandshakeError(WebSocketError):
+    """Why an opening handshake failed. Server side: carries the HTTP response to send.
+
+    ``status`` is the HTTP status to answer with (400, 403, 405, 426, 431 ...).
+    Client-side failures use 0, or the non-101 status the server answered with.
+    ``reason`` is short and doubles as the response body; ``headers`` are extra
+    response headers (``Allow`` for 405, ``Sec-WebSocket-Version`` for 426).
+    """
+
+    def __init__(self, status: int, reason: str, headers: Iterable[Tuple[str, str]] = ()) -> None:
+        super().__init__(status, reason)
+        self.status = status
+        self.reason = reason
+        self.headers: List[Tuple[str, str]] = list(headers)
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.reason}" if self.status else self.reason
 
 
 class InvalidState(WebSocketError):

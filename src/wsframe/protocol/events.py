@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Union
+from typing import NamedTuple, Tuple, Union
 
 from .handshake import Request as HTTPRequest
 from .handshake import Response as HTTPResponse
@@ -31,6 +31,7 @@ class Rejected(NamedTuple):
     """The handshake failed: ``status`` is the HTTP status (0 when the client found the response invalid).
 
     On the server side the error response is already in ``data_to_send()``.
+    :class:`Closed` (1006, the same reason) follows: it is always the last event.
     """
 
     status: int
@@ -81,30 +82,32 @@ class CloseReceived(NamedTuple):
 
 
 class Closed(NamedTuple):
-    """The connection is over; the last event. ``code`` is the WebSocket close code:
+    """The connection is over; the last event, whichever way it ended. ``code`` is the WebSocket close code:
 
     the peer's code after a closing handshake, ours (1002, 1007, 1009 ...) when
-    we failed the connection, 1006 when the transport ended without a close.
+    we failed the connection, 1006 when the transport ended without a close or
+    the handshake was refused (after :class:`Rejected`, or ``reject()``).
     """
 
     code: int
     reason: str
 
 
-def _event_eq(self: tuple, other: object) -> bool:
+def _event_eq(self: Tuple[object, ...], other: object) -> bool:
     # Events are tuples, but two events are equal only if they are the same kind:
     # without this, Ping(b"x") == Pong(b"x") and Closed(1000, "") == CloseReceived(1000, "").
-    return type(self) is type(other) and tuple.__eq__(self, other)  # type: ignore[operator]
+    return type(self) is type(other) and tuple.__eq__(self, other)
 
 
-def _event_ne(self: tuple, other: object) -> bool:
+def _event_ne(self: Tuple[object, ...], other: object) -> bool:
     return not _event_eq(self, other)
 
 
 for _cls in (Request, Accepted, Rejected, TextMessage, BinaryMessage, Fragment, Ping, Pong, CloseReceived, Closed):
-    _cls.__eq__ = _event_eq  # type: ignore[assignment,method-assign]
-    _cls.__ne__ = _event_ne  # type: ignore[assignment,method-assign]
-    _cls.__hash__ = tuple.__hash__  # type: ignore[assignment,method-assign]
+    # NamedTuple methods are read-only to mypy; replacing them on the class is the point here.
+    _cls.__eq__ = _event_eq  # type: ignore[method-assign]
+    _cls.__ne__ = _event_ne  # type: ignore[method-assign, assignment]  # typeshed types object.__ne__'s self as object
+    _cls.__hash__ = tuple.__hash__  # type: ignore[method-assign]
 del _cls
 
 

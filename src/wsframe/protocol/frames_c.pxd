@@ -1,29 +1,34 @@
-# C types for _frames.py compiled as wsframe._frames_c (see setup.py).
+# C types for frames.py compiled as wsframe.protocol.frames_c (see setup.py).
 # The source stays plain Python; this file only adds types.
 cimport cython
 from libc.stdint cimport uint32_t
 
 from .constants cimport (CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG, MAX_CONTROL_PAYLOAD, OP_BINARY, OP_CLOSE,
                         OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, RSV1)
-from .kernels_c cimport Utf8Validator, append_unmasked, build_frame, unmask_slice, write_frame
+from .kernels_c cimport (Utf8Validator, append_unmasked, byte_view, join_frame, parse_mask_key, unmask_slice,
+                         write_frame)
 cdef int _HEADER, _PAYLOAD
 
 
+# Fields are private; frames.py gives them read-only properties (compiled to C getters).
 cdef class Header:
-    cdef readonly bint fin
-    cdef readonly int rsv
-    cdef readonly int opcode
-    cdef readonly bint masked
-    cdef readonly unsigned long long length
-    cdef readonly uint32_t key
-    cdef readonly int size
+    cdef bint _fin
+    cdef int _rsv
+    cdef int _opcode
+    cdef bint _masked
+    cdef unsigned long long _length
+    cdef uint32_t _key
+    cdef int _size
 
 
 cdef class Frame:
-    cdef readonly int opcode
-    cdef readonly bint fin
-    cdef readonly int rsv
-    cdef readonly bytes payload
+    cdef int _opcode
+    cdef bint _fin
+    cdef int _rsv
+    cdef bytes _payload
+
+
+cdef bint _is_frame(object obj)
 
 
 @cython.locals(frame=Frame)
@@ -44,6 +49,7 @@ cdef class FrameReader:
     cdef int _mask_rule
     cdef long long _max_frame
     cdef long long _max_message
+    cdef long long _max_fragments
     cdef int _allowed_rsv
     cdef bint _check_utf8
     cdef Header _h
@@ -53,6 +59,7 @@ cdef class FrameReader:
     cdef unsigned long long _remaining
     cdef int _message_opcode
     cdef unsigned long long _message_size
+    cdef long long _message_frames
     cdef int _message_rsv
     cdef bint _text
     cdef Utf8Validator _utf8
@@ -80,16 +87,18 @@ cdef class FrameReader:
     cdef void _deliver(self, bytes payload, list frames) except *
 
 
-@cython.locals(k=bytes)
-cdef uint32_t _key_int(object mask_key) except? 0xFFFFFFFF
+cdef int _first_byte(int opcode, Py_ssize_t length, bint fin, int rsv) except -1
 
-@cython.locals(b0=int)
+cdef inline Py_ssize_t _header_size(unsigned long long length, bint masked) noexcept
+
+@cython.locals(mbit=int, size=Py_ssize_t, i=int)
+cdef inline Py_ssize_t _write_header(unsigned char *out, int b0, unsigned long long length, bint masked,
+                                     uint32_t key) noexcept
+
+# ``head`` is a C array on the stack: the header is written there, then copied with the payload.
+@cython.locals(n=Py_ssize_t, b0=int, key=uint32_t, head="unsigned char[14]", size=Py_ssize_t)
 cpdef bytes encode_frame(int opcode, payload, bint fin=*, int rsv=*, mask_key=*)
 
-@cython.locals(b0=int)
+@cython.locals(n=Py_ssize_t, b0=int, key=uint32_t, head="unsigned char[14]", size=Py_ssize_t)
 cpdef Py_ssize_t encode_frame_into(buffer, Py_ssize_t offset, int opcode, payload, bint fin=*, int rsv=*,
                                    mask_key=*) except -1
-
-cdef object _byte_view(object data)
-
-cdef int _first_byte(int opcode, Py_ssize_t length, bint fin, int rsv) except -1

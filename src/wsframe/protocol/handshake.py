@@ -1,4 +1,9 @@
-"""Sans-I/O HTTP/1.1 opening handshake for WebSocket (RFC 6455 section 4).
+"""Sans-I/O opening handshake for WebSocket: the rules of RFC 6455 section 4.
+
+Keys and Sec-WebSocket-Accept, the checks of a client's request and of a
+server's answer, subprotocols, extensions, Origin. The HTTP/1.1 heads they
+travel in (headers, parsing, serialisation, size limits) are :mod:`http11`'s;
+the names used with them are re-exported here, so both work as ``hs.X``.
 
 Nothing here touches a socket or a thread: feed received bytes to a
 :class:`HeadReader`, turn the completed head into a :class:`Request` or
@@ -33,17 +38,18 @@ import base64
 import hashlib
 import os
 import re
-from dataclasses import dataclass
-from http import HTTPStatus
-from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
-from .errors import WebSocketError
+from . import http11
+from .errors import HandshakeError
+from .http11 import OWS, QUOTED_STRING, TOKEN, Headers, HeadReader, Response, comma_list, parse_response
 
 __all__ = [
     "GUID", "accept_key", "HandshakeError", "Headers", "Request", "Response",
     "HeadReader", "parse_request", "check_request", "accept", "reject",
     "error_response", "select_subprotocol", "check_origin", "parse_extensions",
     "new_key", "build_request", "parse_response", "check_response",
+    "RESERVED_REQUEST_HEADERS", "RESERVED_RESPONSE_HEADERS",
 ]
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -51,18 +57,15 @@ GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #: One parsed extension offer: (name, [(param, value or None), ...]).
 Extension = Tuple[str, List[Tuple[str, Optional[str]]]]
 
-_TCHARS = r"!#$%&'*+\-.^_`|~0-9A-Za-z"  # RFC 7230 section 3.2.6
-_TOKEN = re.compile(f"[{_TCHARS}]+")
-_TOKEN_B = re.compile(f"[{_TCHARS}]+".encode())
-_BAD_VALUE = re.compile(r"[^\t\x20-\x7e\x80-\xff]")  # CTLs (but HTAB) and non-latin-1
-_BAD_VALUE_B = re.compile(rb"[^\t\x20-\x7e\x80-\xff]")
-_VISIBLE = re.compile(r"[\x21-\x7e]+")
-_TARGET = re.compile(r"[\x21\x22\x24-\x7e]+")  # visible ASCII except '#': no fragments
-_ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
-_VERSION = re.compile(r"HTTP/([0-9])\.([0-9])")
-_STATUS_LINE = re.compile(r"HTTP/[0-9]\.[0-9] ([0-9]{3})(?: (.*))?")
-_OWS = re.compile(r"[ \t]*")
-_QUOTED = re.compile(r'"((?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[\t\x20-\x7e\x80-\xff])*)"')
+#: Headers the 101 response is made of: the library writes them, a caller's extra headers may not.
+RESERVED_RESPONSE_HEADERS = frozenset(
+    {"upgrade", "connection", "sec-websocket-accept", "sec-websocket-protocol", "sec-websocket-extensions"}
+)
+#: Headers the client's upgrade request is made of, likewise.
+RESERVED_REQUEST_HEADERS = frozenset(
+    {"host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
+     "sec-websocket-protocol", "sec-websocket-extensions"}
+)
 
 
 def accept_key(key: str) -> str:
@@ -76,95 +79,10 @@ def new_key() -> str:
     return base64.b64encode(os.urandom(16)).decode("ascii")
 
 
-class HandshakeError(WebSocketError):
-    """Why a handshake failed. Server side: carries the HTTP response to send.
-
-    ``status`` is the HTTP status to answer with (400, 403, 405, 426, 431 ...).
-    Client-side failures use 0, or the non-101 status the server answered with.
-    ``reason`` is short and doubles as the response body; ``headers`` are extra
-    response headers (``Allow`` for 405, ``Sec-WebSocket-Version`` for 426).
-    """
-
-    def __init__(self, status: int, reason: str, headers: Iterable[tuple[str, str]] = ()) -> None:
-        super().__init__(status, reason)
-        self.status = status
-        self.reason = reason
-        self.headers: list[tuple[str, str]] = list(headers)
-
-    def __str__(self) -> str:
-        return f"{self.status} {self.reason}" if self.status else self.reason
-
-
-class Headers:
-    """Case-insensitive, multi-valued, order-preserving HTTP headers.
-
-    Names keep the spelling they were added with (that is what gets sent);
-    lookups ignore case as RFC 7230 section 3.2 requires.
-    """
-
-    __slots__ = ("_items", "_index")
-
-    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: list[tuple[str, str]] = []
-        self._index: dict[str, list[str]] = {}
-        for name, value in items:
-            self.add(name, value)
-
-    def add(self, name: str, value: str) -> None:
-        """Append a field; refuse names and values that cannot go on the wire (header injection)."""
-        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
-            raise ValueError(f"invalid header name {name!r}")
-        if not isinstance(value, str) or _BAD_VALUE.search(value):
-            raise ValueError(f"invalid value for header {name}: {value!r}")
-        self._items.append((name, value))
-        self._index.setdefault(name.lower(), []).append(value)
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        """First value of ``name``, or ``default``."""
-        values = self._index.get(name.lower())
-        return values[0] if values else default
-
-    def get_all(self, name: str) -> list[str]:
-        """Every value of ``name``, in order."""
-        return list(self._index.get(name.lower(), ()))
-
-    def items(self) -> list[tuple[str, str]]:
-        return list(self._items)
-
-    def __getitem__(self, name: str) -> str:
-        values = self._index.get(name.lower())
-        if not values:
-            raise KeyError(name)
-        return values[0]
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._index
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __repr__(self) -> str:
-        return f"Headers({self._items!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Headers):
-            return NotImplemented
-        return [(n.lower(), v) for n, v in self] == [(n.lower(), v) for n, v in other]
-
-    __hash__ = None  # type: ignore[assignment]  # mutable
-
-
-def _tokens(headers: Headers, name: str) -> list[str]:
-    """Lower-cased elements of every comma-separated ``name`` field (RFC 7230 #rule)."""
-    return [t.strip(" \t").lower() for v in headers.get_all(name) for t in v.split(",") if t.strip(" \t")]
-
-
 def _check_version(version: str) -> None:
-    m = _VERSION.fullmatch(version)
-    if not m or (int(m[1]), int(m[2])) < (1, 1):
+    """RFC 6455 4.2.1: "HTTP/1.1 or higher" (a 505 would wrongly suggest another version works)."""
+    parsed = http11.http_version(version)
+    if parsed is None or parsed < (1, 1):
         raise HandshakeError(400, "HTTP/1.1 or higher required")
 
 
@@ -177,190 +95,42 @@ def _valid_key(key: str) -> bool:
     return len(raw) == 16 and base64.b64encode(raw).decode("ascii") == key
 
 
-def _split_target(target: str) -> tuple[str, str]:
-    """(path, query) of an origin-form ("/a?b") or absolute-form ("ws://h/a?b") target."""
-    if _ABSOLUTE.match(target):
-        rest = target.split("://", 1)[1]
-        cuts = [i for i in (rest.find("/"), rest.find("?")) if i >= 0]
-        rest = rest[min(cuts):] if cuts else ""
-        if not rest.startswith("/"):
-            rest = "/" + rest
-    else:
-        rest = target
-    path, _, query = rest.partition("?")
-    return path, query
+def _add_extra(headers: Headers, extra: Iterable[Tuple[str, str]], reserved: frozenset[str]) -> None:
+    """Append a caller's headers; ValueError for one the handshake itself writes (e.g. a second Upgrade)."""
+    for name, value in extra:
+        if isinstance(name, str) and name.lower() in reserved:
+            raise ValueError(f"{name} is reserved for the handshake: it cannot be an extra header")
+        headers.add(name, value)
 
 
-def _serialize_head(start_line: str, headers: Headers) -> bytes:
-    lines = [start_line, *(f"{name}: {value}" for name, value in headers), "", ""]
-    return "\r\n".join(lines).encode("latin-1")
-
-
-@dataclass(frozen=True)
-class Request:
-    """An HTTP request head: the client's opening handshake."""
-
-    method: str
-    target: str
-    version: str
-    headers: Headers
+class Request(http11.Request):
+    """An HTTP request head read as a client's opening handshake: its WebSocket fields."""
 
     @property
     def wants_websocket(self) -> bool:
         """True when the request asks to upgrade to WebSocket (valid or not: see check_request)."""
-        return "websocket" in _tokens(self.headers, "Upgrade")
+        return "websocket" in comma_list(self.headers, "Upgrade")
 
     @property
-    def path(self) -> str:
-        """Target path without the query ("/" for an absolute-form target without one)."""
-        return _split_target(self.target)[0]
-
-    @property
-    def query(self) -> str:
-        """Query string without the '?', or ''."""
-        return _split_target(self.target)[1]
-
-    @property
-    def key(self) -> str | None:
+    def key(self) -> Optional[str]:
         """First Sec-WebSocket-Key, or None."""
         return self.headers.get("Sec-WebSocket-Key")
 
     @property
-    def host(self) -> str | None:
-        """First Host header, or None."""
-        return self.headers.get("Host")
-
-    @property
-    def origin(self) -> str | None:
+    def origin(self) -> Optional[str]:
         """First Origin header, or None (non-browser clients usually omit it)."""
         return self.headers.get("Origin")
 
     @property
-    def subprotocols(self) -> list[str]:
+    def subprotocols(self) -> List[str]:
         """Subprotocols offered, in client order, from every Sec-WebSocket-Protocol field."""
         return [p.strip(" \t") for v in self.headers.get_all("Sec-WebSocket-Protocol")
                 for p in v.split(",") if p.strip(" \t")]
 
     @property
-    def extensions(self) -> list[Extension]:
+    def extensions(self) -> List[Extension]:
         """Parsed Sec-WebSocket-Extensions offers; HandshakeError(400) when malformed."""
         return parse_extensions(", ".join(self.headers.get_all("Sec-WebSocket-Extensions")))
-
-
-@dataclass(frozen=True)
-class Response:
-    """An HTTP response: the server's answer to the opening handshake."""
-
-    status: int
-    reason: str
-    headers: Headers
-    body: bytes = b""
-
-    def serialize(self) -> bytes:
-        """Wire bytes. A non-101 response is made self-delimiting and announces the close."""
-        if not 100 <= self.status <= 999:
-            raise ValueError(f"invalid status {self.status}")
-        if _BAD_VALUE.search(self.reason):
-            raise ValueError(f"invalid reason phrase {self.reason!r}")
-        headers = Headers(self.headers)
-        if self.status == 101:
-            if self.body:
-                raise ValueError("a 101 response cannot have a body")
-        else:
-            if self.body and "Content-Type" not in headers:
-                headers.add("Content-Type", "text/plain; charset=utf-8")
-            if "Content-Length" not in headers:
-                headers.add("Content-Length", str(len(self.body)))
-            if "Connection" not in headers:
-                headers.add("Connection", "close")
-        return _serialize_head(f"HTTP/1.1 {self.status} {self.reason}", headers) + self.body
-
-
-class HeadReader:
-    """Incremental reader of one HTTP head (request or response) from arbitrary chunks.
-
-    Lines end in CRLF; a bare LF is tolerated, as most servers do. Empty lines
-    before the start line are skipped (RFC 7230 section 3.5). Each byte is
-    scanned once, and at most ``max_size`` bytes of head are ever buffered.
-    """
-
-    def __init__(self, max_line: int = 8190, max_headers: int = 128, max_size: int = 65536) -> None:
-        self.max_line = max_line
-        self.max_headers = max_headers
-        self.max_size = max_size
-        self.complete = False
-        self.start_line = ""
-        self.headers = Headers()
-        self._partial = bytearray()  # start of a line whose end has not arrived yet
-        self._size = 0  # bytes of head consumed in complete lines
-        self._rest = bytearray()
-
-    @property
-    def rest(self) -> bytes:
-        """Bytes received after the head (e.g. the first WebSocket frames)."""
-        return bytes(self._rest)
-
-    def feed(self, data: bytes) -> bool:
-        """Consume ``data``; True once the head is complete. Later bytes go to ``rest``."""
-        if self.complete:
-            self._rest += data
-            return True
-        data = bytes(data)
-        start = 0
-        while True:
-            # A line holds at most max_line bytes plus CR LF: never look further for its end.
-            budget = self.max_line + 2 - len(self._partial)
-            end = data.find(b"\n", start, start + budget)
-            if end < 0:
-                tail = len(data) - start
-                if tail >= budget:
-                    raise HandshakeError(431, "header line too long")
-                if self._size + len(self._partial) + tail > self.max_size:
-                    raise HandshakeError(431, "request head too large")
-                self._partial += data[start:]
-                return False
-            line = bytes(self._partial) + data[start:end]
-            self._partial.clear()
-            start = end + 1
-            self._size += len(line) + 1
-            if self._size > self.max_size:
-                raise HandshakeError(431, "request head too large")
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if len(line) > self.max_line:
-                raise HandshakeError(431, "header line too long")
-            if self._take_line(line):
-                self.complete = True
-                self._rest += data[start:]
-                return True
-
-    def _take_line(self, line: bytes) -> bool:
-        """Process one line without its terminator; True at the blank line ending the head."""
-        if not line:
-            return bool(self.start_line)
-        if _BAD_VALUE_B.search(line):
-            raise HandshakeError(400, "control character in head")
-        if not self.start_line:
-            if line[:1] in (b" ", b"\t"):
-                raise HandshakeError(400, "whitespace before start line")
-            self.start_line = line.decode("latin-1")
-            return False
-        if line[:1] in (b" ", b"\t"):
-            raise HandshakeError(400, "obsolete line folding")
-        name, colon, value = line.partition(b":")
-        if not colon:
-            raise HandshakeError(400, "header line without colon")
-        if not _TOKEN_B.fullmatch(name):
-            raise HandshakeError(400, "invalid header name")
-        if len(self.headers) >= self.max_headers:
-            raise HandshakeError(431, "too many headers")
-        self.headers.add(name.decode("ascii"), value.strip(b" \t").decode("latin-1"))
-        return False
-
-
-def _require_complete(reader: HeadReader) -> None:
-    if not reader.complete:
-        raise ValueError("HeadReader has not received a complete head yet")
 
 
 # --- server role -----------------------------------------------------------------
@@ -372,17 +142,9 @@ def parse_request(reader: HeadReader) -> Request:
     Versions below HTTP/1.1 are refused with 400: RFC 6455 4.2.1 asks for
     "HTTP/1.1 or higher", and a 505 would wrongly suggest another version works.
     """
-    _require_complete(reader)
-    parts = reader.start_line.split(" ")
-    if len(parts) != 3:
-        raise HandshakeError(400, "malformed request line")
-    method, target, version = parts
-    if not _TOKEN.fullmatch(method):
-        raise HandshakeError(400, "invalid method")
-    if not _TARGET.fullmatch(target) or not (target.startswith("/") or _ABSOLUTE.match(target)):
-        raise HandshakeError(400, "invalid request target")
-    _check_version(version)
-    return Request(method, target, version, reader.headers)
+    head = http11.parse_request(reader)
+    _check_version(head.version)
+    return Request(head.method, head.target, head.version, head.headers)
 
 
 def check_request(request: Request) -> None:
@@ -399,16 +161,16 @@ def check_request(request: Request) -> None:
     hosts = headers.get_all("Host")
     if len(hosts) != 1 or not hosts[0]:
         raise HandshakeError(400, "missing or duplicate Host header")
-    if "websocket" not in _tokens(headers, "Upgrade"):
+    if "websocket" not in comma_list(headers, "Upgrade"):
         raise HandshakeError(400, "missing Upgrade: websocket")
-    if "upgrade" not in _tokens(headers, "Connection"):
+    if "upgrade" not in comma_list(headers, "Connection"):
         raise HandshakeError(400, "missing Connection: Upgrade")
     keys = headers.get_all("Sec-WebSocket-Key")
     if len(keys) != 1 or not _valid_key(keys[0]):
         raise HandshakeError(400, "missing or invalid Sec-WebSocket-Key")
     if headers.get_all("Sec-WebSocket-Version") != ["13"]:
         raise HandshakeError(426, "unsupported Sec-WebSocket-Version", [("Sec-WebSocket-Version", "13")])
-    if not all(_TOKEN.fullmatch(p) for p in request.subprotocols):
+    if not all(TOKEN.fullmatch(p) for p in request.subprotocols):
         raise HandshakeError(400, "invalid Sec-WebSocket-Protocol")
     request.extensions  # parse for the side effect: 400 when malformed
 
@@ -424,6 +186,8 @@ def accept(
     ``subprotocol`` must be one the client offered and every extension named in
     ``extensions`` (a Sec-WebSocket-Extensions value) must have been offered:
     otherwise ValueError, because the client would have to fail the connection.
+    ``extra_headers`` may not set the handshake's own headers
+    (:data:`RESERVED_RESPONSE_HEADERS`): ValueError.
     """
     if request.key is None:
         raise ValueError("request has no Sec-WebSocket-Key; call check_request() first")
@@ -446,22 +210,15 @@ def accept(
             if name not in offered:
                 raise ValueError(f"extension {name!r} was not offered by the client")
         headers.add("Sec-WebSocket-Extensions", extensions)
-    for name, value in extra_headers:
-        headers.add(name, value)
+    _add_extra(headers, extra_headers, RESERVED_RESPONSE_HEADERS)
     return Response(101, "Switching Protocols", headers)
 
 
-def reject(status: int, body: str | bytes = b"", headers: Iterable[tuple[str, str]] = ()) -> Response:
+def reject(status: int, body: Union[str, bytes] = b"", headers: Iterable[Tuple[str, str]] = ()) -> Response:
     """A plain HTTP response refusing the upgrade (or serving something else: 200 ... 599)."""
     if not 200 <= status <= 599:
         raise ValueError(f"cannot reject with status {status}")
-    try:
-        reason = HTTPStatus(status).phrase
-    except ValueError:
-        reason = "Unknown"
-    if isinstance(body, str):
-        body = body.encode("utf-8")
-    return Response(status, reason, Headers(headers), bytes(body))
+    return http11.text_response(status, body, headers)
 
 
 def error_response(error: HandshakeError) -> Response:
@@ -505,10 +262,10 @@ def parse_extensions(value: str) -> list[Extension]:
         return HandshakeError(400, f"invalid Sec-WebSocket-Extensions: {why}")
 
     def skip(pos: int) -> int:
-        return _OWS.match(value, pos).end()  # type: ignore[union-attr]  # always matches
+        return OWS.match(value, pos).end()  # type: ignore[union-attr]  # always matches
 
     def token(pos: int, what: str) -> tuple[str, int]:
-        m = _TOKEN.match(value, pos)
+        m = TOKEN.match(value, pos)
         if not m:
             raise bad(f"expected {what} at offset {pos}")
         return m.group(), m.end()
@@ -531,10 +288,10 @@ def parse_extensions(value: str) -> list[Extension]:
             arg: str | None = None
             if pos < end and value[pos] == "=":
                 pos = skip(pos + 1)
-                quoted = _QUOTED.match(value, pos)
+                quoted = QUOTED_STRING.match(value, pos)
                 if quoted:
                     arg = re.sub(r"\\(.)", r"\1", quoted[1])
-                    if not _TOKEN.fullmatch(arg):  # section 9.1: unescaped value must be a token
+                    if not TOKEN.fullmatch(arg):  # section 9.1: unescaped value must be a token
                         raise bad("quoted parameter value is not a token")
                     pos = quoted.end()
                 else:
@@ -563,18 +320,17 @@ def build_request(
 
     ``host`` is the Host value ("example.com" or "example.com:8080"), ``path``
     the request target including any query. Use :func:`new_key` for ``key``
-    and keep it for :func:`check_response`.
+    and keep it for :func:`check_response`. ``extra_headers`` may not set the
+    handshake's own headers (:data:`RESERVED_REQUEST_HEADERS`): ValueError.
     """
-    if not _VISIBLE.fullmatch(host):
+    if not http11.is_host(host):
         raise ValueError(f"invalid host {host!r}")
-    if not path.startswith("/") or not _TARGET.fullmatch(path):
-        raise ValueError(f"invalid path {path!r}")
     if not _valid_key(key):
         raise ValueError(f"invalid Sec-WebSocket-Key {key!r}")
     if isinstance(subprotocols, str):
         raise TypeError("subprotocols must be a sequence of str, not a str")
     for protocol in subprotocols:
-        if not _TOKEN.fullmatch(protocol):
+        if not TOKEN.fullmatch(protocol):
             raise ValueError(f"invalid subprotocol {protocol!r}")
     headers = Headers([
         ("Host", host),
@@ -593,22 +349,8 @@ def build_request(
         except HandshakeError as exc:
             raise ValueError(exc.reason) from None
         headers.add("Sec-WebSocket-Extensions", extensions)
-    for name, value in extra_headers:
-        headers.add(name, value)
-    return _serialize_head(f"GET {path} HTTP/1.1", headers)
-
-
-def parse_response(reader: HeadReader) -> Response:
-    """Response from a completed reader; HandshakeError(0) for a malformed status line.
-
-    The body of a non-101 response is not read: whatever followed the head is
-    left in ``reader.rest``.
-    """
-    _require_complete(reader)
-    m = _STATUS_LINE.fullmatch(reader.start_line)
-    if not m:
-        raise HandshakeError(0, "malformed status line")
-    return Response(int(m[1]), m[2] or "", reader.headers)
+    _add_extra(headers, extra_headers, RESERVED_REQUEST_HEADERS)
+    return http11.request_head("GET", path, headers)
 
 
 def check_response(
@@ -627,9 +369,9 @@ def check_response(
     if response.status != 101:
         raise HandshakeError(response.status, response.reason or "unexpected status")
     headers = response.headers
-    if _tokens(headers, "Upgrade") != ["websocket"]:
+    if comma_list(headers, "Upgrade") != ["websocket"]:
         raise HandshakeError(0, "missing Upgrade: websocket")
-    if "upgrade" not in _tokens(headers, "Connection"):
+    if "upgrade" not in comma_list(headers, "Connection"):
         raise HandshakeError(0, "missing Connection: Upgrade")
     if headers.get_all("Sec-WebSocket-Accept") != [accept_key(key)]:
         raise HandshakeError(0, "missing or wrong Sec-WebSocket-Accept")

@@ -1,7 +1,9 @@
 # cython: language_level=3
 """Compiled per-byte kernels: XOR masking and UTF-8 validation over csrc/.
 
-The pure twin is _kernels_py.py: same names, same results, same errors.
+The pure twin is kernels_py.py: same names, same results, same errors, and the
+C twins of its buffer readers (byte_view, parse_mask_key). No frame layout
+here: frames.py writes the header, these copy it and the payload.
 Large payloads are processed without the GIL so server threads run in parallel.
 """
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
@@ -78,7 +80,8 @@ cdef int _get_bytes(object obj, Py_buffer *view, bint writable, str what="mask_i
     return 0
 
 
-cdef uint32_t _key_from(object key) except? 0:
+cdef uint32_t parse_mask_key(object key) except? 0:
+    """A 4-byte mask key (any buffer) as a big-endian uint32; ValueError if not 4 bytes."""
     cdef Py_buffer k
     cdef const unsigned char *p
     if type(key) is bytes and PyBytes_GET_SIZE(key) == 4:  # the common case, without a buffer
@@ -106,7 +109,7 @@ def mask(data, key, Py_ssize_t phase=0) -> bytes:
     cdef Py_ssize_t n
     if phase < 0:
         raise ValueError("phase must be >= 0")
-    _key_bytes(_key_from(key), k)
+    _key_bytes(parse_mask_key(key), k)
     if type(data) is bytes:  # no buffer to borrow: the common case stays cheap for small payloads
         n = PyBytes_GET_SIZE(data)
         out = PyBytes_FromStringAndSize(NULL, n)
@@ -130,7 +133,7 @@ def mask_inplace(buffer, key, Py_ssize_t phase=0) -> None:
     if phase < 0:
         raise ValueError("phase must be >= 0")
     cdef Py_ssize_t n
-    _key_bytes(_key_from(key), k)
+    _key_bytes(parse_mask_key(key), k)
     # Without a buffer export only where the GIL is held throughout (under NOGIL_THRESHOLD,
     # never on a free-threaded build): no other thread can then resize the bytearray mid-write.
     if not FREE_THREADED and type(buffer) is bytearray and PyByteArray_GET_SIZE(buffer) < NOGIL_THRESHOLD:
@@ -177,70 +180,78 @@ cdef void append_unmasked(bytearray dst, const unsigned char[::1] src, Py_ssize_
         PyBuffer_Release(&out)
 
 
-cdef inline Py_ssize_t _header_size(Py_ssize_t n, bint masked) noexcept:
-    return (2 if n < 126 else 4 if n < 65536 else 10) + (4 if masked else 0)
-
-
-cdef inline Py_ssize_t _write(unsigned char *out, int b0, const unsigned char *payload, Py_ssize_t n,
-                              bint masked, uint32_t key) noexcept:
-    cdef Py_ssize_t h = 2
-    cdef unsigned char k[4]
-    cdef int i
-    cdef unsigned char mbit = 0x80 if masked else 0
-    out[0] = <unsigned char>b0
-    if n < 126:
-        out[1] = mbit | <unsigned char>n
-    elif n < 65536:
-        out[1] = mbit | 126
-        out[2] = (n >> 8) & 0xFF
-        out[3] = n & 0xFF
-        h = 4
+cdef inline void _copy_head(unsigned char *out, const unsigned char *head, Py_ssize_t size) noexcept:
+    """memcpy for 2 to 14 bytes as two fixed-size, possibly overlapping moves: no library call."""
+    if size >= 8:
+        memcpy(out, head, 8)
+        memcpy(out + size - 8, head + size - 8, 8)
+    elif size >= 4:
+        memcpy(out, head, 4)
+        memcpy(out + size - 4, head + size - 4, 4)
     else:
-        out[1] = mbit | 127
-        for i in range(8):
-            out[2 + i] = (<unsigned long long>n >> (56 - 8 * i)) & 0xFF
-        h = 10
-    if masked:
+        memcpy(out, head, 2)
+
+
+cdef inline Py_ssize_t _put(unsigned char *out, const unsigned char *head, Py_ssize_t size,
+                            const unsigned char *payload, Py_ssize_t n, uint32_t key) noexcept:
+    """The header bytes, then the payload (XORed with ``key`` unless 0); in place needs no copy."""
+    cdef unsigned char k[4]
+    _copy_head(out, head, size)
+    out += size
+    if key:
         _key_bytes(key, k)
-        memcpy(out + h, k, 4)
-        h += 4
         if n:
-            _xor(out + h, payload, n, k, 0)
-    elif n:
-        memcpy(out + h, payload, n)
-    return h + n
+            _xor(out, payload, n, k, 0)
+    elif n and out != payload:
+        memcpy(out, payload, n)
+    return size + n
 
 
-cdef bytes build_frame(int b0, object payload, bint masked, uint32_t key):
+cdef bytes join_frame(const unsigned char *head, Py_ssize_t size, object payload, uint32_t key):
     cdef Py_buffer src
     cdef bytes out
     cdef Py_ssize_t n
     if type(payload) is bytes:
         n = PyBytes_GET_SIZE(payload)
-        out = PyBytes_FromStringAndSize(NULL, _header_size(n, masked) + n)
-        _write(<unsigned char *>PyBytes_AS_STRING(out), b0, <const unsigned char *>PyBytes_AS_STRING(payload), n, masked, key)
+        out = PyBytes_FromStringAndSize(NULL, size + n)
+        _put(<unsigned char *>PyBytes_AS_STRING(out), head, size, <const unsigned char *>PyBytes_AS_STRING(payload), n, key)
         return out
     _get_bytes(payload, &src, False)
     try:
-        out = PyBytes_FromStringAndSize(NULL, _header_size(src.len, masked) + src.len)
-        _write(<unsigned char *>PyBytes_AS_STRING(out), b0, <const unsigned char *>src.buf, src.len, masked, key)
+        out = PyBytes_FromStringAndSize(NULL, size + src.len)
+        _put(<unsigned char *>PyBytes_AS_STRING(out), head, size, <const unsigned char *>src.buf, src.len, key)
     finally:
         PyBuffer_Release(&src)
     return out
 
 
-cdef Py_ssize_t write_frame(object out, Py_ssize_t offset, int b0,
-                            object payload, bint masked, uint32_t key) except -1:
+OVERLAP_ERROR = "the payload overlaps where the frame goes in the buffer (other than exactly in place)"
+
+
+cdef inline bint _overlaps(const unsigned char *frame, Py_ssize_t total, const unsigned char *payload,
+                           Py_ssize_t n, Py_ssize_t header) noexcept:
+    """True if the payload shares bytes with the frame's place, other than sitting exactly where it goes."""
+    if n == 0 or payload == frame + header:
+        return False
+    return payload < frame + total and frame < payload + n
+
+
+cdef Py_ssize_t write_frame(object out, Py_ssize_t offset, const unsigned char *head, Py_ssize_t size,
+                            object payload, uint32_t key) except -1:
     cdef Py_buffer dst, src
     cdef Py_ssize_t total
+    cdef unsigned char *start
     _get_bytes(out, &dst, True, "encode_frame_into")
     try:
         _get_bytes(payload, &src, False)
         try:
-            total = _header_size(src.len, masked) + src.len
+            total = size + src.len
             if offset < 0 or dst.len - offset < total:
                 raise ValueError(f"the buffer has no room for a {total}-byte frame at offset {offset}")
-            return _write(<unsigned char *>dst.buf + offset, b0, <const unsigned char *>src.buf, src.len, masked, key)
+            start = <unsigned char *>dst.buf + offset
+            if _overlaps(start, total, <const unsigned char *>src.buf, src.len, size):
+                raise ValueError(OVERLAP_ERROR)
+            return _put(start, head, size, <const unsigned char *>src.buf, src.len, key)
         finally:
             PyBuffer_Release(&src)
     finally:
