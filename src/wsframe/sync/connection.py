@@ -248,9 +248,9 @@ class WebSocket:
     def _next_message_locked(self) -> Optional[Data]:
         """The next message, taking events from the protocol up to it; None when none is complete."""
         if self._messages:
-            message = self._messages.popleft()
-            self._messages_size -= len(message)
-            return message
+            queued = self._messages.popleft()
+            self._messages_size -= len(queued)
+            return queued
         conn = self._conn
         if conn is None or self._ended:
             return None
