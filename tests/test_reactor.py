@@ -276,3 +276,16 @@ def test_the_open_timeout_applies(backend: Any) -> None:
         assert sock.recv(1) == b""
         assert time.monotonic() - started < 2.0
         sock.close()
+
+
+def test_a_pong_goes_out_before_the_reply_to_a_later_message(backend: Any, style: str) -> None:
+    """Autobahn 5.6: fragment, ping, fragment: the pong comes before the echo of the message."""
+    with running(Echo, backend, style) as server:
+        sock, conn = raw(server.port, backend)
+        sock.sendall(conn.send_fragment("frag1", False) + conn.send_ping(b"in between") + conn.send_fragment("frag2", True))
+        got: List[Any] = []
+        while len(got) < 2:
+            conn.receive_data(sock.recv(65536))
+            got.extend(e for e in conn.events() if type(e).__name__ in ("Pong", "TextMessage"))
+        sock.close()
+    assert [type(e).__name__ for e in got] == ["Pong", "TextMessage"]

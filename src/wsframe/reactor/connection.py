@@ -354,6 +354,9 @@ class ReactorConnection:
                     if self._queued > self.options.write_limit:
                         break  # the rest waits in the core until the peer reads (see flush)
             elif kind is Ping:
+                out = conn.data_to_send()  # the pong goes out before anything a later callback sends
+                if out:
+                    self._queue(out)
                 self._call("on_ping", event.payload)  # type: ignore[union-attr]
             elif kind is Pong:
                 self._on_pong(event.payload)  # type: ignore[union-attr]
