@@ -88,3 +88,13 @@ def test_receive_request_refuses_a_plain_http_request_that_is_not_an_upgrade(bac
     conn = ServerConnection(backend=backend.name)
     conn.receive_request(http11.parse_request(read(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")))
     assert [type(e) for e in conn.events()] == [Rejected, Closed]
+
+
+@pytest.mark.parametrize("line", [b"HTTP/1.1 001 X", b"HTTP/1.1 099", b"HTTP/1.1 000 OK", b"HTTP/1.1 600 X"])
+def test_a_status_outside_100_599_is_a_malformed_status_line(line: bytes, backend: Any) -> None:
+    """docs/fuzzing.md F3: Rejected.status is an HTTP status, or 0 when the response is invalid."""
+    from wsframe.protocol.connection import ClientConnection
+
+    conn = ClientConnection("example.com", "/", backend=backend.name)
+    conn.receive_data(line + b"\r\n\r\n")
+    assert [tuple(e) for e in conn.events()] == [(0, "malformed status line"), (1006, "malformed status line")]

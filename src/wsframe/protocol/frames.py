@@ -227,7 +227,8 @@ def _decode_header(view: ByteView, pos: int, end: int, h: Header, max_size: int)
     key = 0
     if masked:
         k = pos + size - 4
-        key = (view[k] << 24) | (view[k + 1] << 16) | (view[k + 2] << 8) | view[k + 3]
+        key = view[k]  # widened to 32 bits unsigned first: compiled, ``view[k] << 24`` would shift a C int
+        key = (key << 24) | (view[k + 1] << 16) | (view[k + 2] << 8) | view[k + 3]
     h._fin = fin
     h._rsv = (b0 >> 4) & 0x7
     h._opcode = opcode

@@ -331,6 +331,6 @@ def parse_response(reader: HeadReader) -> Response:
     """
     _require_complete(reader)
     m = _STATUS_LINE.fullmatch(reader.start_line)
-    if not m:
+    if not m or not 100 <= int(m[1]) <= 599:  # RFC 9110 section 15: other codes are not statuses
         raise HandshakeError(0, "malformed status line")
     return Response(int(m[1]), m[2] or "", reader.headers)
