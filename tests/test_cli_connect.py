@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import shutil
 import signal
 import socket
 import ssl
@@ -281,21 +280,6 @@ def test_subprotocol_is_negotiated(backend: Any) -> None:
         code, _, err = run(command(backend, f"ws://127.0.0.1:{srv.port}/", "--subprotocol", "other"))
         assert code == 0 and "the server chose no subprotocol" in err, err
     assert handler.subprotocols == ["chat", None]
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: Any) -> Tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is needed to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=60,
-    )
-    return cert, key
 
 
 def test_insecure_talks_to_a_self_signed_server_and_is_needed(backend: Any, certificate: Any) -> None:
