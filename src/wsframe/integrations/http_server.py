@@ -5,6 +5,18 @@ request with the same rules and limits as :func:`wsframe.serve`, answers
 101 and returns the open :class:`~wsframe.sync.connection.WebSocket`; the
 request's socket becomes the WebSocket's, and http.server closes it when
 ``do_GET`` returns.
+
+TLS. When the server terminates TLS itself (its listening socket wrapped
+with ``context.wrap_socket(..., server_side=True)``), the request's socket
+is an ``ssl.SSLSocket`` whose TLS state lives inside it and cannot be moved
+to the memory-BIO TLS of wsframe's transport. The WebSocket then runs on
+one end of a socket pair, and one relay thread per connection carries the
+bytes between the other end and the ``SSLSocket``: the same relay as the
+WSGI integration's (the werkzeug server is an http.server too). Bytes
+read past the request head, in http.server's ``rfile`` buffer or already
+decrypted inside the ``SSLSocket``, reach the WebSocket first. After the
+closing handshake the relay sends TLS close_notify and a FIN, and the
+socket is shut down: http.server can write nothing more on it.
 """
 
 from __future__ import annotations
@@ -12,7 +24,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-from typing import Any
+from typing import Any, Optional
 
 from ..options import Options
 from ..protocol import handshake as hs
@@ -21,6 +33,7 @@ from ..sync.connection import WebSocket
 from ..sync.maintenance import shared
 from ..sync.opening import new_server_connection
 from ..sync.server import format_address
+from .wsgi import _HandedOver, _Handoff, _TLSRelay  # the TLS relay, shared with the WSGI integration
 
 __all__ = ["upgrade"]
 
@@ -35,8 +48,10 @@ def upgrade(request_handler: Any, **options: Any) -> WebSocket:
     gets its HTTP error response and raises :class:`wsframe.HandshakeError`.
     ``options`` are :class:`wsframe.options.Options` fields (``subprotocols``,
     ``origins``, ``max_message_size``, timeouts, ``backend``); keepalive and
-    buffered writes use one shared maintenance thread. A TLS socket
-    (``SSLSocket``) is not supported: terminate TLS in front.
+    buffered writes use one shared maintenance thread. On a TLS socket
+    (``SSLSocket``: the server's socket wrapped by an ``SSLContext``) the
+    WebSocket is the same, its bytes carried by one relay thread per
+    connection (see the module's docstring).
 
     A runnable example (``python example.py``, then open ws://127.0.0.1:8000/ws)::
 
@@ -61,8 +76,6 @@ def upgrade(request_handler: Any, **options: Any) -> WebSocket:
     """
     opts = Options.of(options)
     sock = request_handler.connection
-    if isinstance(sock, ssl.SSLSocket):
-        raise NotImplementedError("upgrade() cannot take over a TLS socket; terminate TLS in front, or use serve(ssl=...)")
     request_handler.close_connection = True
     conn = new_server_connection(opts)
     try:
@@ -78,18 +91,31 @@ def upgrade(request_handler: Any, **options: Any) -> WebSocket:
             raise hs.HandshakeError(event.status, event.reason)
         break  # the Request event
     response = conn.accept()
-    leftover = _buffered_input(request_handler)
-    sock.settimeout(None)
+    leftover = _buffered_input(request_handler)  # before the relay: these bytes come first
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    ws = WebSocket(sock, opts, shared(), request_handler.client_address, owns_socket=False,
-                   release_on_close=True)
+    relay: Optional[_TLSRelay] = None
+    ws: WebSocket
+    if isinstance(sock, ssl.SSLSocket):
+        # All TLS calls in the relay's thread; the WebSocket owns its end of the pair. When the
+        # WebSocket is released the relay flushes and stops, and the SSLSocket is shut down.
+        relay = _TLSRelay(sock)
+        tls_ws = _HandedOver(relay.inner, opts, shared(), request_handler.client_address, owns_socket=True,
+                             release_on_close=True)
+        tls_ws._handoff = _Handoff(sock, relay, opts.close_timeout or 10.0)
+        ws = tls_ws
+    else:
+        sock.settimeout(None)
+        ws = WebSocket(sock, opts, shared(), request_handler.client_address, owns_socket=False,
+                       release_on_close=True)
     ws.request = request
     with ws._lock:
         ws.opened_locked(conn, response)
-    if leftover:
-        with ws._lock:
+        if leftover:  # frames that came with the request, read ahead by http.server
             conn.receive_data(leftover)
-    logger.info("%s open %s from %s (upgrade)", ws.id, request.target, format_address(request_handler.client_address))
+    if relay is not None:
+        relay.start(ws.id)
+    logger.info("%s open %s from %s (upgrade%s)", ws.id, request.target,
+                format_address(request_handler.client_address), ", TLS relay" if relay is not None else "")
     return ws
 
 
