@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import shutil
 import socket
@@ -10,6 +11,7 @@ import ssl
 import subprocess
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterator, List, Tuple
 
@@ -17,7 +19,7 @@ import pytest
 from websockets.sync.server import serve as websockets_serve
 
 import wsframe
-from support import stop_process
+from support import stop_process, wait_for
 from wsframe import InvalidHandshake, InvalidStatus, InvalidURI, Refuse, connect, serve
 from wsframe.protocol import handshake as hs
 from wsframe.sync import client as client_module
@@ -416,3 +418,247 @@ def test_proxy_for_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     assert client_module.proxy_for(plain, True) is None
     assert client_module.proxy_for(plain, "http://explicit:3") == "http://explicit:3"
     assert client_module.proxy_for(plain, None) is None
+
+
+# -- review fixes: the opening as a whole, credentials across redirects, no leaked sockets ----------------
+
+
+@contextlib.contextmanager
+def raw_server(handle: Any, family: int = socket.AF_INET, address: Any = ("127.0.0.1", 0)) -> Iterator[Any]:
+    """A listener that runs ``handle(conn, n)`` on a thread for its n-th connection (0, 1, ...); yields its address."""
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.bind(address)
+    listener.listen(16)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+    threads: List[threading.Thread] = []
+
+    def serve_one(conn: socket.socket, n: int) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.settimeout(5)
+            handle(conn, n)
+
+    def accept_loop() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            thread = threading.Thread(target=serve_one, args=(conn, len(threads)), daemon=True)
+            threads.append(thread)
+            thread.start()
+
+    acceptor = threading.Thread(target=accept_loop, daemon=True)
+    acceptor.start()
+    try:
+        yield listener.getsockname()
+    finally:
+        stop.set()
+        acceptor.join(5)
+        listener.close()
+        for thread in threads:
+            thread.join(5)
+
+
+def read_head(conn: socket.socket) -> bytes:
+    """The bytes up to the end of an HTTP head (a CONNECT request, an upgrade request)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+
+
+def tunnel_with(status_line: bytes) -> Any:
+    """A CONNECT proxy's connection handler that answers ``status_line``, then relays bytes both ways."""
+    def handle(conn: socket.socket, n: int) -> None:
+        authority = read_head(conn).split(b" ")[1].decode()
+        host, port = authority.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as upstream:
+            conn.sendall(status_line + b"\r\n\r\n")
+
+            def pump(src: socket.socket, dst: socket.socket) -> None:
+                with contextlib.suppress(OSError):
+                    while True:
+                        data = src.recv(65536)
+                        if not data:
+                            break
+                        dst.sendall(data)
+                with contextlib.suppress(OSError):
+                    dst.shutdown(socket.SHUT_WR)
+
+            back = threading.Thread(target=pump, args=(upstream, conn), daemon=True)
+            back.start()
+            pump(conn, upstream)
+            back.join(5)
+    return handle
+
+
+def test_a_dribbling_proxy_cannot_stretch_open_timeout(backend: Any) -> None:
+    """One byte every 50 ms keeps each recv short; open_timeout still bounds the whole CONNECT exchange."""
+    def dribble(conn: socket.socket, n: int) -> None:
+        read_head(conn)
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 40:
+            conn.sendall(bytes([byte]))
+            time.sleep(0.05)
+
+    with raw_server(dribble) as (host, port):
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            connect("ws://127.0.0.1:9/", **opts(backend, proxy=f"http://{host}:{port}", open_timeout=0.5))
+        assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize("status_line", [b"HTTP/1.1 200 Connection established", b"HTTP/1.1 204 No Content",
+                                         b"HTTP/1.0 299 Fine"])
+def test_any_2xx_answer_to_connect_opens_the_tunnel(backend: Any, status_line: bytes) -> None:
+    with wsframe_server(backend=backend.name) as server, raw_server(tunnel_with(status_line)) as (host, port):
+        with connect(f"ws://127.0.0.1:{server.port}/", **opts(backend, proxy=f"http://{host}:{port}")) as ws:
+            ws.send("tunnelled")
+            assert ws.recv(timeout=5) == "tunnelled"
+
+
+def test_the_dns_lookup_is_bounded_by_open_timeout(backend: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_getaddrinfo = socket.getaddrinfo
+
+    def slow(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "slow.test":
+            time.sleep(2)
+        return real_getaddrinfo("127.0.0.1" if host == "slow.test" else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="slow.test"):
+        connect("ws://slow.test:9/", **opts(backend, open_timeout=0.3))
+    assert time.monotonic() - started < 1.0
+
+
+def test_open_timeout_spans_all_redirects(backend: Any) -> None:
+    """A first hop that takes 0.6 s to redirect leaves the second hop only what remains of the 1 s."""
+    def hops(conn: socket.socket, n: int) -> None:
+        read_head(conn)
+        if n == 0:
+            time.sleep(0.6)
+            conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: /next\r\nContent-Length: 0\r\n\r\n")
+        time.sleep(2.5)  # the second hop never answers
+
+    with raw_server(hops) as (host, port):
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            connect(f"ws://{host}:{port}/", **opts(backend, open_timeout=1.0))
+        assert time.monotonic() - started < 1.35
+
+
+def _recording_server(backend: Any, seen: List[Any], redirects: Any) -> Any:
+    """A server that answers requests for paths in ``redirects`` with a 302 there, and records the others' headers."""
+    def upgrade(request: Any) -> Any:
+        location = redirects.get(request.target)
+        return Refuse(302, [("Location", location)]) if location else None
+
+    def handler(ws: Any) -> None:
+        seen.append((ws.path, ws.request_headers))
+
+    return wsframe_server(handler, backend=backend.name, process_upgrade=upgrade)
+
+
+def test_uri_user_info_is_sent_as_basic_authorization(backend: Any) -> None:
+    seen: List[Any] = []
+    with _recording_server(backend, seen, {}) as server:
+        with connect(f"ws://user:p%40ss:x@127.0.0.1:{server.port}/", **opts(backend)):
+            pass
+        with connect(f"ws://user:pw@127.0.0.1:{server.port}/",
+                     **opts(backend, additional_headers={"authorization": "Bearer explicit"})):
+            pass
+    assert seen[0][1].get_all("Authorization") == ["Basic dXNlcjpwQHNzOng="]  # base64 of user:p@ss:x
+    assert seen[1][1].get_all("Authorization") == ["Bearer explicit"]
+
+
+def test_credentials_follow_redirects_only_within_the_origin(backend: Any) -> None:
+    """Same scheme, host and port: the URI's user info and the credential headers go on; elsewhere they are dropped."""
+    seen: List[Any] = []
+    secret = {"Authorization": "Bearer t0ken", "Cookie": "session=1", "Proxy-Authorization": "Basic eA==",
+              "X-Trace": "7"}
+    with _recording_server(backend, seen, {}) as other:
+        away = f"ws://127.0.0.1:{other.port}/elsewhere"
+        with _recording_server(backend, seen, {"/same": "/landed", "/cross": away}) as server:
+            with connect(f"ws://127.0.0.1:{server.port}/same", **opts(backend, additional_headers=secret)):
+                pass
+            with connect(f"ws://127.0.0.1:{server.port}/cross", **opts(backend, additional_headers=secret)):
+                pass
+            with connect(f"ws://u:pw@127.0.0.1:{server.port}/same", **opts(backend)):
+                pass
+            with connect(f"ws://u:pw@127.0.0.1:{server.port}/cross", **opts(backend)):
+                pass
+    (path0, same), (path1, cross), (path2, same_info), (path3, cross_info) = seen
+    assert (path0, path1, path2, path3) == ("/landed", "/elsewhere", "/landed", "/elsewhere")
+    assert [same.get(name) for name in secret] == list(secret.values())
+    assert [cross.get(name) for name in secret] == [None, None, None, "7"]
+    assert same_info.get("Authorization") == "Basic dTpwdw=="  # base64 of u:pw
+    assert cross_info.get("Authorization") is None
+
+
+def test_a_unix_socket_is_not_reused_for_another_origin(backend: Any, tmp_path: Path) -> None:
+    """As websockets does: a redirect within the origin stays on the Unix socket, one elsewhere is refused."""
+    path = str(tmp_path / "r.sock")
+    redirects = {"/here": "/landed", "/away": "ws://127.0.0.1:9/"}
+
+    def upgrade(request: Any) -> Any:
+        location = redirects.get(request.target)
+        return Refuse(302, [("Location", location)]) if location else None
+
+    server = serve(lambda ws: ws.send(ws.path), path=path, backend=backend.name, process_upgrade=upgrade).start()
+    try:
+        with connect("ws://localhost/here", unix_path=path, **opts(backend)) as ws:
+            assert ws.recv(timeout=5) == "/landed"
+        with pytest.raises(InvalidURI, match="Unix socket"):
+            connect("ws://localhost/away", unix_path=path, **opts(backend))
+    finally:
+        server.shutdown(timeout=5)
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc/self/fd")
+@pytest.mark.parametrize("via", ["tcp", "unix", "proxy"])
+def test_no_socket_is_left_open_when_opening_fails(backend: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                   via: str) -> None:
+    """Every socket made is closed on every failure path, here when the WebSocket itself cannot be made.
+
+    A dropped socket would be closed by the garbage collector with a
+    ResourceWarning: none may appear, and the descriptor count comes back.
+    """
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("injected")
+
+    path = str(tmp_path / "l.sock")
+    with contextlib.ExitStack() as stack:
+        if via == "unix":
+            server = serve(lambda ws: None, path=path, backend=backend.name).start()
+            stack.callback(server.shutdown, timeout=5)
+            kwargs: Any = {"unix_path": path}
+        else:
+            server = stack.enter_context(wsframe_server(backend=backend.name))
+            kwargs = {}
+        if via == "proxy":
+            host, port = stack.enter_context(raw_server(tunnel_with(b"HTTP/1.1 200 OK")))
+            kwargs["proxy"] = f"http://{host}:{port}"
+        uri = f"ws://127.0.0.1:{getattr(server, 'port', 80)}/"
+        with connect(uri, **{**opts(backend), **kwargs}):  # once for real first: the maintenance threads start
+            pass
+        monkeypatch.setattr(client_module, "WebSocket", broken)
+        before = _open_fds()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            for _ in range(30):
+                with pytest.raises(RuntimeError, match="injected"):
+                    connect(uri, **{**opts(backend), **kwargs})
+            gc.collect()
+        assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+        # server-side sockets close on their own threads: wait for them
+        assert wait_for(lambda: _open_fds() <= before + 2, timeout=5), (before, _open_fds())

@@ -12,14 +12,18 @@ thread: no thread per client.
 from __future__ import annotations
 
 import base64
+import contextlib
+import dataclasses
+import ipaddress
 import logging
 import socket
 import ssl
+import threading
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from time import monotonic
-from typing import Any, List, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 from ..options import Options
 from ..protocol import handshake as hs
@@ -34,6 +38,8 @@ logger = logging.getLogger("wsframe.client")
 
 _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_BODY = 65536  # of an HTTP error response kept for InvalidStatus
+#: Request headers that carry credentials: never sent on to another origin (as urllib3 and requests drop them).
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
 class InvalidURI(ValueError):
@@ -121,8 +127,21 @@ def connect(
     the path); ``server_hostname`` overrides the name TLS checks. ``options``
     are :class:`wsframe.options.Options` fields (``subprotocols``,
     ``additional_headers``, ``origin``, ``user_agent``, ``proxy``, timeouts,
-    limits, ``ssl`` ...). Redirects (301, 302, 303, 307, 308) are followed
-    up to ``max_redirects``, never from wss:// to ws://.
+    limits, ``ssl`` ...). User info in the URI (``ws://user:pass@host/``) is
+    sent as HTTP Basic ``Authorization``, unless ``additional_headers`` has
+    an ``Authorization`` of its own.
+
+    ``open_timeout`` bounds the whole opening: name lookup, TCP, the proxy,
+    TLS, the handshake, and every redirect together.
+
+    Redirects (301, 302, 303, 307, 308) are followed up to ``max_redirects``,
+    never from wss:// to ws://. Credentials follow a redirect only within the
+    origin (same scheme, host and port): to another origin the URI's user
+    info and the ``Authorization``, ``Proxy-Authorization`` and ``Cookie``
+    headers of ``additional_headers`` are dropped, for the rest of the
+    redirects. A connection over ``unix_path`` follows redirects within the
+    origin only (another origin is :class:`InvalidURI`, as in websockets),
+    and one over ``sock`` none (:class:`InvalidStatus`).
 
     Raises :class:`InvalidURI`, :class:`InvalidStatus` (the HTTP response
     is on it), :class:`InvalidHandshake`, ``TimeoutError`` after
@@ -130,12 +149,12 @@ def connect(
     """
     opts = Options.of(options)
     target = parse_uri(uri)
+    headers = _header_items(opts.additional_headers)
     deadline = None if opts.open_timeout is None else monotonic() + opts.open_timeout
     for _ in range(opts.max_redirects + 1):
-        raw = sock if sock is not None else open_socket(target, opts, deadline, unix_path)
-        ws = WebSocket(raw, opts, shared(), _peer(raw), release_on_close=True)
+        ws = _new_websocket(sock if sock is not None else open_socket(target, opts, deadline, unix_path), opts, deadline)
         try:
-            location = ClientHandshake(ws, opts, target, server_hostname).run(deadline)
+            location = ClientHandshake(ws, opts, target, server_hostname, headers).run(deadline)
         except BaseException:
             ws.release()
             raise
@@ -147,9 +166,44 @@ def connect(
         new = _redirect_target(target, location)
         if target.secure and not new.secure:
             raise InvalidURI(f"refusing a redirect from {target} down to {new}")
+        if _same_origin(target, new):
+            new = dataclasses.replace(new, user_info=new.user_info or target.user_info)
+        elif unix_path is not None:
+            raise InvalidURI(f"cannot follow the redirect from {target} to another origin, {new}, "
+                             f"over the Unix socket {unix_path}")
+        else:
+            headers = [(name, value) for name, value in headers if name.lower() not in _CREDENTIAL_HEADERS]
         logger.info("redirected from %s to %s", target, new)
         target = new
     raise InvalidHandshake(f"more than {opts.max_redirects} redirects")
+
+
+def _new_websocket(sock: socket.socket, options: Options, deadline: Optional[float]) -> WebSocket:
+    """The client :class:`WebSocket` on ``sock``; its open timer fires at ``deadline``. ``sock`` is closed if this fails."""
+    with _closing_on_error(sock):
+        if deadline is not None:
+            options = dataclasses.replace(options, open_timeout=_remaining(deadline))
+        return WebSocket(sock, options, shared(), _peer(sock), release_on_close=True)
+
+
+@contextlib.contextmanager
+def _closing_on_error(sock: socket.socket) -> Iterator[socket.socket]:
+    """Close ``sock`` when the block raises: no failure path leaks a descriptor."""
+    try:
+        yield sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _same_origin(a: URI, b: URI) -> bool:
+    """Same scheme, host and port (RFC 6454): what credentials may follow a redirect within."""
+    return (a.secure, a.host.lower(), a.port) == (b.secure, b.host.lower(), b.port)
+
+
+def _basic(user: str, password: str) -> str:
+    """An HTTP Basic credentials value (RFC 7617), UTF-8 encoded."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode("utf-8")).decode("ascii")
 
 
 def _redirect_target(current: URI, location: str) -> URI:
@@ -171,20 +225,23 @@ def _peer(sock: socket.socket) -> Any:
 class ClientHandshake:
     """Runs the opening handshake of one client-side :class:`WebSocket` (TLS, request, response)."""
 
-    __slots__ = ("ws", "options", "target", "server_hostname")
+    __slots__ = ("ws", "options", "target", "server_hostname", "additional_headers")
 
-    def __init__(self, ws: WebSocket, options: Options, target: URI, server_hostname: Optional[str]) -> None:
+    def __init__(self, ws: WebSocket, options: Options, target: URI, server_hostname: Optional[str],
+                 additional_headers: Sequence[Tuple[str, str]]) -> None:
         self.ws = ws
         self.options = options
         self.target = target
         self.server_hostname = server_hostname
+        #: The caller's extra request headers, less those a cross-origin redirect dropped.
+        self.additional_headers = additional_headers
 
     def run(self, deadline: Optional[float]) -> Optional[str]:
         """Open the connection; the Location of a redirect instead, or an exception."""
         ws, options, target = self.ws, self.options, self.target
         with ws._read_lock:
             with ws._lock:
-                ws.timers.start_open_locked()  # the timer shuts the socket down: every read here ends
+                ws.timers.start_open_locked()  # the timer shuts the socket down at the deadline: every read ends
             try:
                 return self._run(ws, options, target)
             except (OSError, ssl.SSLError, EOFError) as exc:
@@ -200,13 +257,15 @@ class ClientHandshake:
             if not ws.transport.start_tls(context, server_side=False,
                                           server_hostname=self.server_hostname or target.host):
                 raise EOFError
-        headers: List[Tuple[str, str]] = list(_header_items(options.additional_headers))
+        headers = list(self.additional_headers)
+        if target.user_info is not None and not any(name.lower() == "authorization" for name, _ in headers):
+            headers.append(("Authorization", _basic(*target.user_info)))
         if options.user_agent is not None:
             headers.append(("User-Agent", options.user_agent))
         conn = ClientConnection(
             target.host_header, target.resource, origin=options.origin, subprotocols=options.subprotocols,
             extra_headers=headers, max_message_size=options.max_message_size, max_fragments=options.max_fragments,
-            backend=options.backend,
+            backend=options.backend, extensions=options.client_extensions(),
         )
         request = conn.handshake_request()
         reader = hs.HeadReader()
@@ -275,13 +334,15 @@ def open_socket(target: URI, options: Options, deadline: Optional[float], unix_p
     """A connected socket to ``target``: through ``unix_path``, a proxy, or each address of the name in turn."""
     if unix_path is not None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(_remaining(deadline))
-        try:
-            sock.connect(unix_path)
-        except OSError as exc:
-            sock.close()
-            raise type(exc)(exc.errno, f"cannot connect to the Unix socket {unix_path}: {exc.strerror or exc}") from None
-        return sock
+        with _closing_on_error(sock):
+            sock.settimeout(_remaining(deadline))
+            try:
+                sock.connect(unix_path)
+            except socket.timeout:
+                raise TimeoutError(f"timed out connecting to the Unix socket {unix_path}") from None
+            except OSError as exc:
+                raise type(exc)(exc.errno, f"cannot connect to the Unix socket {unix_path}: {exc.strerror or exc}") from None
+            return sock
     proxy = proxy_for(target, options.proxy)
     if proxy is not None:
         return _through_proxy(proxy, target, deadline)
@@ -300,28 +361,65 @@ def _remaining(deadline: Optional[float]) -> Optional[float]:
 def _tcp_connect(host: str, port: int, deadline: Optional[float], stage: str) -> socket.socket:
     """Try every address of ``host`` in turn (IPv6 and IPv4 interleaved) until one connects."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = _resolve(host, port, deadline)
     except socket.gaierror as exc:
         raise socket.gaierror(exc.errno, f"cannot resolve {host!r} ({stage}): {exc.strerror}") from None
+    except TimeoutError:
+        raise TimeoutError(f"timed out resolving {host!r} ({stage})") from None
     by_family: List[List[Any]] = [[i for i in infos if i[0] == socket.AF_INET6], [i for i in infos if i[0] != socket.AF_INET6]]
     ordered = [i for pair in _zip_longest(*by_family) for i in pair if i is not None]
     errors: List[str] = []
     for family, kind, proto, _, address in ordered:
         sock = socket.socket(family, kind, proto)
-        try:
-            sock.settimeout(_remaining(deadline))
-            sock.connect(address)
-        except socket.timeout:
-            sock.close()
-            raise TimeoutError(f"timed out connecting to {_show(address)} ({stage})") from None
-        except OSError as exc:
-            sock.close()
-            errors.append(f"{_show(address)}: {exc.strerror or exc}")
-            continue
-        sock.settimeout(None)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
+        with _closing_on_error(sock):
+            try:
+                sock.settimeout(_remaining(deadline))
+                sock.connect(address)
+            except (socket.timeout, TimeoutError):
+                raise TimeoutError(f"timed out connecting to {_show(address)} ({stage})") from None
+            except OSError as exc:
+                sock.close()
+                errors.append(f"{_show(address)}: {exc.strerror or exc}")
+                continue
+            sock.settimeout(None)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
     raise ConnectionRefusedError(f"cannot connect to {host}:{port} ({stage}): " + "; ".join(errors))
+
+
+def _resolve(host: str, port: int, deadline: Optional[float]) -> List[Any]:
+    """``getaddrinfo`` within ``deadline``, which it has no timeout of its own for.
+
+    A name (not an address literal) is looked up on a daemon thread, left
+    to finish on its own when the deadline passes first.
+    """
+    if deadline is None or _is_address(host):
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    outcome: List[Any] = []
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            outcome.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except BaseException as exc:  # handed to the caller
+            outcome.append(exc)
+        done.set()
+
+    threading.Thread(target=lookup, name=f"wsframe-resolve {host}", daemon=True).start()
+    if not done.wait(_remaining(deadline)):
+        raise TimeoutError(f"timed out resolving {host!r}")
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    infos: List[Any] = outcome[0]
+    return infos
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _zip_longest(a: List[Any], b: List[Any]) -> List[Tuple[Any, Any]]:
@@ -364,34 +462,32 @@ def _through_proxy(proxy: str, target: URI, deadline: Optional[float]) -> socket
     if not parts.hostname:
         raise InvalidURI(f"proxy {proxy!r} has no host")
     sock = _tcp_connect(parts.hostname, parts.port or 8080, deadline, f"proxy {parts.hostname}")
-    try:
+    with _closing_on_error(sock):
         authority = f"[{target.host}]:{target.port}" if ":" in target.host else f"{target.host}:{target.port}"
         lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
         if parts.username is not None:
-            credentials = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
-            lines.append("Proxy-Authorization: Basic " + base64.b64encode(credentials.encode("utf-8")).decode("ascii"))
-        sock.settimeout(_remaining(deadline))
-        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        head = hs.HeadReader()
-        while True:
-            chunk = sock.recv(4096)
-            if not chunk:
-                raise ProxyError(f"proxy {parts.hostname} closed the connection before answering CONNECT")
-            if head.feed(chunk):
-                break
+            lines.append("Proxy-Authorization: " + _basic(urllib.parse.unquote(parts.username),
+                                                          urllib.parse.unquote(parts.password or "")))
+        try:
+            sock.settimeout(_remaining(deadline))
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            head = hs.HeadReader()
+            while True:
+                sock.settimeout(_remaining(deadline))  # what is left of the opening, not a fresh timeout per recv
+                chunk = sock.recv(4096)
+                if not chunk:
+                    raise ProxyError(f"proxy {parts.hostname} closed the connection before answering CONNECT")
+                if head.feed(chunk):
+                    break
+        except (socket.timeout, TimeoutError):
+            raise TimeoutError(f"timed out opening a tunnel through proxy {parts.hostname}") from None
         response = hs.parse_response(head)
-        if response.status != 200:
+        if not 200 <= response.status < 300:  # any 2xx opens the tunnel (RFC 9110 section 9.3.6)
             raise ProxyError(f"proxy {parts.hostname} refused CONNECT {authority}: {response.status} {response.reason}")
         if head.rest:
             raise ProxyError(f"proxy {parts.hostname} sent data before the tunnel was open")
         sock.settimeout(None)
         return sock
-    except socket.timeout:
-        sock.close()
-        raise TimeoutError(f"timed out opening a tunnel through proxy {parts.hostname}") from None
-    except BaseException:
-        sock.close()
-        raise
 
 
 def _through_socks(proxy: str, target: URI, deadline: Optional[float]) -> socket.socket:
@@ -405,7 +501,8 @@ def _through_socks(proxy: str, target: URI, deadline: Optional[float]) -> socket
         if isinstance(exc, TimeoutError):
             raise TimeoutError(f"timed out connecting through SOCKS proxy {proxy}") from None
         raise ProxyError(f"SOCKS proxy {proxy} could not reach {target.host}:{target.port}: {exc}") from None
-    sock.settimeout(None)
-    if sock.family in (socket.AF_INET, socket.AF_INET6):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
+    with _closing_on_error(sock):
+        sock.settimeout(None)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
