@@ -385,7 +385,20 @@ def test_the_connection_is_served_by_wsframe(serve: Any, backend: Any) -> None:
     with client("websockets", server.url("/impl")) as ws:
         owner, _ = json.loads(ws.recv(timeout=5))
         assert owner == f"{__name__}:Wsframe_{backend.name}"
-        assert response_header(ws, "Sec-WebSocket-Extensions") is None  # permessage-deflate declined
+
+
+@pytest.mark.parametrize("deflate", [True, False])
+def test_ws_per_message_deflate_turns_compression_on_and_off(serve: Any, deflate: bool) -> None:
+    server = serve(ws_per_message_deflate=deflate)
+    with client("websockets", server.url("/echo")) as ws:
+        answer = response_header(ws, "Sec-WebSocket-Extensions")
+        if deflate:
+            assert answer is not None and answer.startswith("permessage-deflate")
+        else:
+            assert answer is None
+        text = '{"id": 1, "name": "wsframe", "tags": ["a", "b"]} ' * 100  # compressed both ways
+        ws.send(text)
+        assert ws.recv(timeout=5) == text
 
 
 def test_scope(serve: Any) -> None:

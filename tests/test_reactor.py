@@ -190,7 +190,7 @@ def test_a_thousand_connections_on_one_thread(backend: Any) -> None:
         try:
             for _ in range(1000):
                 socks.append(raw(server.port, backend))
-            assert threading.active_count() == before  # no thread per connection
+            assert threading.active_count() <= before  # no thread per connection (an earlier test's may end meanwhile)
             for i, (sock, conn) in enumerate(socks):
                 sock.sendall(conn.send_text(f"m{i}"))
             for i, (sock, conn) in enumerate(socks):

@@ -27,6 +27,8 @@ ARGS = [
     "--disable-component-update", "--disable-sync",
 ]
 TIMEOUT_MS = 5_000
+#: What the server answers to Chromium's offer ("permessage-deflate; client_max_window_bits") by default.
+DEFLATE_ANSWER = "permessage-deflate; server_no_context_takeover; client_max_window_bits=12"
 RECONNECT_TIMEOUT_MS = 10_000  # the page's backoff: 0.5 s doubling, so a few tries fit well within
 
 try:
@@ -118,7 +120,7 @@ def test_echo_page(browser: Any, new_page: Any, backend: Any) -> None:
         assert page.text_content("#mode") == "echo mode"
         assert page.text_content("#status-text") == "open"
         assert page.text_content("#url") == f"ws://127.0.0.1:{server.port}/"
-        assert page.text_content("#extensions") == "none"  # the server negotiates none
+        assert page.text_content("#extensions") == DEFLATE_ANSWER  # Chromium offers it, the server agrees
         assert page.text_content("#protocol") == "none"
         assert page.is_hidden("#name")  # names are for chat
         type_and_send(page, "hello from chromium")
@@ -153,7 +155,7 @@ def test_server_restart_reconnects(new_page: Any, backend: Any) -> None:
         wait_state(page, "open", timeout=RECONNECT_TIMEOUT_MS)  # by itself: nobody clicks anything
         assert page.text_content("#status-text") == "open"
         assert [n for n in notes(page) if n.startswith("connected to ")] == [
-            f"connected to ws://127.0.0.1:{port}/ (extensions: none, subprotocol: none)"] * 2
+            f"connected to ws://127.0.0.1:{port}/ (extensions: {DEFLATE_ANSWER}, subprotocol: none)"] * 2
         type_and_send(page, "after the restart")
         wait_count(page, "#log li.in", 2)
         assert received(page) == ["before the restart", "after the restart"]
@@ -259,3 +261,32 @@ def test_long_message_truncated(new_page: Any, backend: Any) -> None:
         shown = received(page)[0]
         assert shown == "é" * 500 + " … 1500 more characters"
         assert texts(page, "#log li.in .meta") == ["4000 bytes (3.9 KiB)"]  # the full size
+
+
+COMPRESSED_ROUND_TRIP = """async ([url, text, size]) => {
+    const ws = new WebSocket(url);
+    ws.binaryType = "arraybuffer";
+    await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = fail; });
+    const replies = [];
+    const done = new Promise((ok) => { ws.onmessage = (e) => { replies.push(e.data); if (replies.length === 2) ok(); }; });
+    const bytes = new Uint8Array(size);
+    for (let i = 0; i < size; i++) bytes[i] = (i * 7) % 251;
+    ws.send(text);
+    ws.send(bytes);
+    await done;
+    const back = new Uint8Array(replies[1]);
+    const same = back.length === size && back.every((b, i) => b === (i * 7) % 251);
+    ws.close(1000);
+    return [ws.extensions, replies[0] === text, same];
+}"""
+
+
+def test_compressed_messages_round_trip(new_page: Any, backend: Any) -> None:
+    """Chromium compresses what it sends and inflates what the server compressed (both sides over the threshold)."""
+    with demo_server("echo", backend) as server:
+        page = new_page(server.port)
+        text = '{"user": "ada", "text": "h\u00e9llo \u2603", "n": 12345} ' * 4000  # ~200 KB of JSON-like text
+        extensions, text_ok, binary_ok = page.evaluate(
+            COMPRESSED_ROUND_TRIP, [f"ws://127.0.0.1:{server.port}/", text, 300_000])
+        assert extensions == DEFLATE_ANSWER
+        assert text_ok and binary_ok

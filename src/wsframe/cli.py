@@ -219,6 +219,8 @@ def _parser() -> argparse.ArgumentParser:
                      "(with --keyfile, unless the key is in the same file)")
     run.add_argument("--keyfile", metavar="FILE", help="PEM private key for --certfile")
     run.add_argument("--backend", choices=("cython", "python"), help=_option_help("backend"))
+    run.add_argument("--no-compression", action="store_true",
+                     help="decline permessage-deflate (default: the 'deflate' setting, see the README)")
     run.add_argument("--threaded", action="store_true",
                      help="a thread per connection with blocking handlers, instead of the reactor's "
                           "event-style handlers on one thread (default: the reactor)")
@@ -250,6 +252,7 @@ def _parser() -> argparse.ArgumentParser:
                             "https_proxy, http_proxy, all_proxy and no_proxy environment variables)")
     proxy.add_argument("--no-proxy", action="store_true", help="connect directly, whatever the environment says")
     client.add_argument("--backend", choices=("cython", "python"), help=_option_help("backend"))
+    client.add_argument("--no-compression", action="store_true", help="do not offer permessage-deflate")
     client.add_argument("--open-timeout", type=_seconds, default=10.0, metavar="SECONDS",
                         help="time to connect, run TLS and the HTTP upgrade (default: 10); 'none' waits forever")
     client.add_argument("--wait", type=_delay, default=0.0, metavar="SECONDS",
@@ -296,6 +299,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             args.mode, args.host, args.port, threaded=args.threaded,
             max_message_size=args.max_message_size, max_connections=args.max_connections or None,
             ping_interval=args.ping_interval, ssl=ssl_context, backend=args.backend,
+            compression=None if args.no_compression else "deflate",
         )
     except ImportError as exc:
         print(f"wsframe: backend {args.backend!r} is not available: {exc}", file=sys.stderr)
@@ -639,6 +643,7 @@ def _client_options(args: argparse.Namespace) -> Dict[str, Any]:
         "proxy": None if args.no_proxy else (args.proxy or True),
         "backend": args.backend,
         "open_timeout": args.open_timeout,
+        "compression": None if args.no_compression else "deflate",
     }
     if args.insecure:
         if args.uri.startswith("wss://"):

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple, Union
 
 from . import __version__
+from .protocol import deflate
+from .protocol import extensions as ext
 from .protocol import handshake as hs
 from .protocol.connection import DEFAULT_MAX_MESSAGE_SIZE
 
@@ -112,6 +114,9 @@ class Options:
         "variables, None for none"))
     max_redirects: int = field(default=10, metadata=_doc(
         "client: redirects followed at most (301, 302, 303, 307, 308; never from wss:// to ws://)"))
+    compression: Union[str, deflate.Deflate, None] = field(default="deflate", metadata=_doc(
+        "permessage-deflate: 'deflate', 'stateless', 'context' (see the README), a Deflate(...) of one's own, "
+        "or None for none", cli="--no-compression"))
     batch_writes: bool = field(default=True, metadata=_doc(
         "write replies to messages already received in one system call"))
     backend: Optional[str] = field(default=None, metadata=_doc(
@@ -168,12 +173,23 @@ class Options:
                 raise TypeError(f"{name} must be a str or None")
         if self.proxy is not None and not isinstance(self.proxy, (str, bool)):
             raise TypeError("proxy must be a URL, True (from the environment) or None")
+        deflate.settings_for(self.compression)  # TypeError/ValueError now
         if not isinstance(self.batch_writes, bool):
             raise TypeError("batch_writes must be a bool")
         if self.backend is not None:
             from .protocol import backend as _backend
 
             _backend.load(self.backend)  # fail now (ImportError/ValueError), not per connection
+
+    def server_extensions(self) -> Tuple[ext.ServerExtensionFactory, ...]:
+        """The extension factories a server connection negotiates with."""
+        settings = deflate.settings_for(self.compression)
+        return () if settings is None else (deflate.ServerDeflateFactory(settings),)
+
+    def client_extensions(self) -> Tuple[ext.ClientExtensionFactory, ...]:
+        """The extension factories a client connection offers."""
+        settings = deflate.settings_for(self.compression)
+        return () if settings is None else (deflate.ClientDeflateFactory(settings),)
 
     @classmethod
     def of(cls, options: Dict[str, Any]) -> "Options":

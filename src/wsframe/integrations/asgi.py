@@ -33,9 +33,9 @@ denial-response extension, and the server's duties around them:
   answer: 403; returning while open: a clean close with 1000;
 - uvicorn's shutdown: 1012 to open connections, 503 to pending upgrades.
 
-``ws_per_message_deflate`` is read but compression is declined (the answer
-has no ``Sec-WebSocket-Extensions``): wsframe's core does not implement
-permessage-deflate yet, and clients then speak uncompressed, as RFC 6455 allows.
+``ws_per_message_deflate`` (uvicorn's default: on) turns permessage-deflate
+on with wsframe's ``"deflate"`` setting (see :mod:`wsframe.protocol.deflate`);
+off, offers are declined and clients speak uncompressed.
 
 Subclass to choose the framing backend (``backend = "python"``) or the time
 a peer has to answer a close (``close_timeout``). uvicorn itself is not
@@ -108,8 +108,8 @@ class ServerStateLike(Protocol):
 
 
 @lru_cache(maxsize=32)
-def _options(max_size: int, backend: Optional[str]) -> Options:
-    return Options(max_message_size=max_size, backend=backend)
+def _options(max_size: int, backend: Optional[str], compress: bool) -> Options:
+    return Options(max_message_size=max_size, backend=backend, compression="deflate" if compress else None)
 
 
 def _shared_buffer() -> memoryview:
@@ -171,8 +171,9 @@ class WsframeProtocol(asyncio.BufferedProtocol):
         self.low_water = self.max_queue // 4
         self.ping_interval = config.ws_ping_interval or None  # 0 disables, as None does
         self.ping_timeout = config.ws_ping_timeout or None
-        self.per_message_deflate = bool(config.ws_per_message_deflate)  # declined: see the module docstring
-        self.conn: ServerConnection = new_server_connection(_options(config.ws_max_size, self.backend))
+        self.per_message_deflate = bool(config.ws_per_message_deflate)
+        self.conn: ServerConnection = new_server_connection(
+            _options(config.ws_max_size, self.backend, self.per_message_deflate))
 
         self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set by connection_made
         self.server: Optional[Tuple[str, Optional[int]]] = None

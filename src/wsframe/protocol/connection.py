@@ -38,9 +38,10 @@ if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
     from .frames import Frame, FrameReader
+from . import extensions as ext
 from . import handshake as hs
 from . import http11
-from .errors import InvalidState
+from .errors import InvalidState, ProtocolError
 from .events import (
     Accepted,
     BinaryMessage,
@@ -62,6 +63,7 @@ __all__ = [
 
 from .constants import (  # noqa: E402
     CLOSE_ABNORMAL,
+    CLOSE_TOO_BIG,
     OP_BINARY,
     OP_CLOSE,
     OP_CONTINUATION,
@@ -69,6 +71,9 @@ from .constants import (  # noqa: E402
     OP_PONG,
     OP_TEXT,
 )
+
+if TYPE_CHECKING:
+    from .kernels_py import Utf8Validator
 
 #: Default limit on a received message: protects a server, like websockets' 1 MiB.
 DEFAULT_MAX_MESSAGE_SIZE = 2**20
@@ -161,7 +166,10 @@ class Connection:
     disables a limit. ``stream=True`` delivers :class:`Fragment`
     events as frames arrive instead of whole messages. ``auto_pong`` answers
     pings with the same payload. ``backend`` is ``"cython"``, ``"python"`` or
-    None for the active one.
+    None for the active one. ``extensions`` are the ones the handshake agreed
+    on (:mod:`.extensions`; :class:`ServerConnection` and
+    :class:`ClientConnection` negotiate them from factories instead): every
+    data message passes through them, and they alone may set RSV bits.
 
     :attr:`state` changes only as :data:`TRANSITIONS` allows, and every change
     goes through :meth:`_transition`.
@@ -179,6 +187,7 @@ class Connection:
         auto_pong: bool = True,
         stream: bool = False,
         backend: Optional[str] = None,
+        extensions: Sequence[ext.Extension] = (),
     ) -> None:
         for name, limit in (("max_message_size", max_message_size), ("max_frame_size", max_frame_size)):
             if limit is not None and limit < 0:
@@ -197,7 +206,12 @@ class Connection:
         self.close_code: Optional[int] = None
         self.close_reason = ""
         self._reader: Optional[FrameReader] = None
+        self.extensions: List[ext.Extension] = []
         self._allowed_rsv = 0
+        self._use_extensions(extensions)
+        self._message_rsv = 0  # RSV bits of the first frame of the message being received
+        self._decoded = 0  # bytes of it the extensions produced so far
+        self._text_check: Optional[Utf8Validator] = None  # UTF-8 of text the extensions produce
         self._incoming: Deque[bytes] = deque()
         self._frames: Deque[Frame] = deque()
         self._ready: Deque[Event] = deque()
@@ -228,7 +242,16 @@ class Connection:
             self.close_reason = reason
             self._incoming.clear()
             self._frames.clear()
+            for extension in self.extensions:
+                extension.release()
             self._ready.append(Closed(code, reason))
+
+    def _use_extensions(self, extensions: Sequence[ext.Extension]) -> None:
+        """Adopt the negotiated extensions: their RSV bits become legal (before the reader exists)."""
+        self.extensions = list(extensions)
+        self._allowed_rsv = 0
+        for extension in self.extensions:
+            self._allowed_rsv |= extension.rsv
 
     # -- receiving -------------------------------------------------------------------
 
@@ -259,7 +282,10 @@ class Connection:
                 yield self._ready.popleft()
                 continue
             if self._frames:
-                self._on_frame(self._frames.popleft())
+                try:
+                    self._on_frame(self._frames.popleft())
+                except ProtocolError as exc:  # from an extension: bad compressed data, too big inflated
+                    self._fail(exc.code, exc.reason)
                 continue
             if self.state is State.CONNECTING:
                 if not self._handshake_step():
@@ -305,10 +331,15 @@ class Connection:
 
     def _reader_for_open(self) -> FrameReader:
         if self._reader is None:
+            wire_limit = self.max_message_size
+            if self.extensions and wire_limit is not None:
+                # Incompressible data grows a little when deflated: a message of exactly the limit
+                # must still get in. What it decodes to is held to the exact limit by _decode.
+                wire_limit += wire_limit // 8 + 64
             self._reader = self._backend.FrameReader(
                 require_mask=not self.client,
                 max_frame_size=_no_limit(self.max_frame_size),
-                max_message_size=_no_limit(self.max_message_size),
+                max_message_size=_no_limit(wire_limit),
                 allowed_rsv=self._allowed_rsv,
                 max_fragments=_no_limit(self.max_fragments),
             )
@@ -332,7 +363,33 @@ class Connection:
         elif opcode == OP_CLOSE:
             self._on_close(payload)
         elif self.state is State.OPEN:  # after our close, data frames are discarded
+            if self.extensions:
+                payload = self._decode(opcode, frame.fin, frame.rsv, payload)
             self._on_data(opcode, frame.fin, payload)
+
+    def _decode(self, opcode: int, fin: bool, rsv: int, data: bytes) -> bytes:
+        """A data frame's payload through the extensions, within ``max_message_size``, UTF-8 checked."""
+        if opcode != OP_CONTINUATION:
+            self._message_rsv = rsv
+            self._decoded = 0
+            self._text_check = None
+            if rsv and opcode == OP_TEXT:
+                # The frame reader cannot see the text inside: it is checked here as it is decoded.
+                self._text_check = self._backend.Utf8Validator()
+        limit = -1 if self.max_message_size is None else self.max_message_size - self._decoded
+        rsv = self._message_rsv
+        if rsv:
+            for extension in reversed(self.extensions):  # the reverse of the order they were applied in
+                data = extension.decode(data, rsv, fin, limit)  # never more than ``limit``: 1009 first
+        elif 0 <= limit < len(data):  # the reader's limit has slack for compression: the exact one is here
+            raise ProtocolError(CLOSE_TOO_BIG, f"message of more than {self.max_message_size} bytes over the limit")
+        self._decoded += len(data)
+        check = self._text_check
+        if check is not None:
+            check.feed(data)
+            if fin:
+                check.finish()
+        return data
 
     def _on_data(self, opcode: int, fin: bool, data: bytes) -> None:
         first = opcode != OP_CONTINUATION
@@ -386,23 +443,39 @@ class Connection:
 
     # -- sending ---------------------------------------------------------------------
 
-    def send_text(self, data: str) -> bytes:
-        """Bytes of a text message."""
+    def send_text(self, data: str, compress: Optional[bool] = None) -> bytes:
+        """Bytes of a text message.
+
+        ``compress`` overrides the extension's choice for this message (False:
+        never; True: even below the threshold); it does nothing without one.
+        """
         if not isinstance(data, str):
             raise TypeError(f"send_text takes a str, not {type(data).__name__}")
         self._check_can_send()
+        if self.extensions:
+            return self._encoded(OP_TEXT, data.encode("utf-8"), True, True, compress)
         return self._frame(OP_TEXT, data.encode("utf-8"))
 
-    def send_binary(self, data: Union[bytes, bytearray, memoryview]) -> bytes:
-        """Bytes of a binary message."""
+    def send_binary(self, data: Union[bytes, bytearray, memoryview], compress: Optional[bool] = None) -> bytes:
+        """Bytes of a binary message (``compress`` as for :meth:`send_text`)."""
         self._check_can_send()
+        if self.extensions:
+            return self._encoded(OP_BINARY, bytes(data), True, True, compress)
         return self._frame(OP_BINARY, data)
 
-    def send(self, data: Union[str, bytes, bytearray, memoryview]) -> bytes:
+    def send(self, data: Union[str, bytes, bytearray, memoryview], compress: Optional[bool] = None) -> bytes:
         """Bytes of a text message for str, a binary message for bytes-like data."""
         if isinstance(data, str):
-            return self.send_text(data)
-        return self.send_binary(data)
+            return self.send_text(data, compress)
+        return self.send_binary(data, compress)
+
+    def _encoded(self, opcode: int, data: bytes, first: bool, fin: bool, compress: Optional[bool]) -> bytes:
+        """A data frame through the extensions, in the order they were agreed."""
+        rsv = 0
+        for extension in self.extensions:
+            bits, data = extension.encode(data, first, fin, compress)
+            rsv |= bits
+        return self._frame(opcode, data, fin, rsv)
 
     def send_encoded(self, frame: bytes) -> bytes:
         """Check that a frame made once by :func:`encode_message` may be sent here; return it.
@@ -414,11 +487,15 @@ class Connection:
         self._check_can_send()
         return frame
 
-    def send_fragment(self, data: Union[str, bytes, bytearray, memoryview], final: bool = False) -> bytes:
+    def send_fragment(
+        self, data: Union[str, bytes, bytearray, memoryview], final: bool = False, compress: Optional[bool] = None
+    ) -> bytes:
         """Bytes of the next fragment of a message sent in pieces; ``final`` ends it.
 
         The first fragment's type (str or bytes) sets the message type; later
-        ones must match. Control frames may be sent between fragments.
+        ones must match. Control frames may be sent between fragments. The
+        first fragment decides whether the message is compressed (``compress``
+        as for :meth:`send_text`, the threshold applied to that fragment).
         """
         self._check_can_send(fragment=True)
         text = isinstance(data, str)
@@ -428,7 +505,11 @@ class Connection:
             raise TypeError("all fragments of a message must be str, or all bytes")
         else:
             opcode = OP_CONTINUATION
-        frame = self._frame(opcode, data.encode("utf-8") if isinstance(data, str) else data, fin=final)
+        payload = data.encode("utf-8") if isinstance(data, str) else data
+        if self.extensions:
+            frame = self._encoded(opcode, bytes(payload), self._sending_fragments is None, final, compress)
+        else:
+            frame = self._frame(opcode, payload, fin=final)
         # Recorded only once the frame exists: a payload that cannot be encoded changes nothing.
         self._sending_fragments = None if final else text
         return frame
@@ -466,10 +547,10 @@ class Connection:
         if not control and not fragment and self._sending_fragments is not None:
             raise InvalidState("a fragmented message is being sent: finish it first")
 
-    def _frame(self, opcode: int, payload: ReadableBuffer, fin: bool = True) -> bytes:
+    def _frame(self, opcode: int, payload: ReadableBuffer, fin: bool = True, rsv: int = 0) -> bytes:
         if not self.client:
-            return self._backend.encode_frame(opcode, payload, fin)
-        return self._backend.encode_frame(opcode, payload, fin, 0, self._mask_key())
+            return self._backend.encode_frame(opcode, payload, fin, rsv)
+        return self._backend.encode_frame(opcode, payload, fin, rsv, self._mask_key())
 
     def _mask_key(self) -> bytes:
         """A fresh, unpredictable mask key (RFC 6455 10.3), drawn from the OS in bulk."""
@@ -499,7 +580,9 @@ class ServerConnection(Connection):
     with :meth:`accept` or :meth:`reject`. ``origins`` is an allow-list of
     Origin values (None in it admits requests without one; ``origins=None``
     admits all). ``subprotocols`` are the server's, in preference order.
-    A refused handshake ends, like any connection, with :class:`Closed`
+    ``extensions`` are the factories of the extensions the server supports
+    (for example ``[deflate.ServerDeflateFactory()]``): :meth:`accept`
+    answers the client's offers with them. A refused handshake ends, like any connection, with :class:`Closed`
     (1006): after :class:`Rejected`, or alone after :meth:`reject`.
     """
 
@@ -513,11 +596,13 @@ class ServerConnection(Connection):
         max_request_line: int = 8190,
         max_request_headers: int = 128,
         max_request_size: int = 65536,
+        extensions: Sequence[ext.ServerExtensionFactory] = (),
         **options: Any,
     ) -> None:
         super().__init__(client=False, **options)
         self.origins = None if origins is None else list(origins)
         self.subprotocols = list(subprotocols)
+        self.extension_factories = list(extensions)
         self.request: Optional[hs.Request] = None
         self._head = hs.HeadReader(max_request_line, max_request_headers, max_request_size)
         self._answered = False
@@ -611,21 +696,20 @@ class ServerConnection(Connection):
         return self.request
 
     def _negotiate_extensions(self, request: hs.Request) -> Optional[str]:
-        """The one place extensions are agreed: the Sec-WebSocket-Extensions answer.
-
-        None are supported yet, so every offer is declined (an answer without
-        the header), and no RSV bit is allowed. permessage-deflate plugs in here.
-        """
-        self._allowed_rsv = 0
-        return None
+        """The one place the server agrees to extensions: the Sec-WebSocket-Extensions answer."""
+        answer, agreed = ext.negotiate_server(self.extension_factories, request.extensions)
+        self._use_extensions(agreed)
+        return answer
 
 
 class ClientConnection(Connection):
     """The client side: :meth:`handshake_request` first, then the server's answer.
 
     ``host`` is the Host header value (with the port when not the default),
-    ``path`` the request target including any query. A refused handshake
-    gives :class:`Rejected`, then :class:`Closed` (1006).
+    ``path`` the request target including any query. ``extensions`` are the
+    factories of the extensions to offer, in preference order. A refused
+    handshake (an answer that breaks an extension's rules included) gives
+    :class:`Rejected`, then :class:`Closed` (1006).
     """
 
     _INITIAL_STATE = State.CONNECTING
@@ -638,14 +722,18 @@ class ClientConnection(Connection):
         origin: Optional[str] = None,
         subprotocols: Sequence[str] = (),
         extra_headers: Iterable[Tuple[str, str]] = (),
+        extensions: Sequence[ext.ClientExtensionFactory] = (),
         **options: Any,
     ) -> None:
         super().__init__(client=True, **options)
         self.subprotocols = list(subprotocols)
+        self.extension_factories = list(extensions)
         self.response: Optional[hs.Response] = None
         self._key = hs.new_key()
+        self._offer = ext.offer_header(self.extension_factories)
         self._request = hs.build_request(
-            host, path, key=self._key, origin=origin, subprotocols=self.subprotocols, extra_headers=extra_headers
+            host, path, key=self._key, origin=origin, subprotocols=self.subprotocols, extensions=self._offer,
+            extra_headers=extra_headers,
         )
         self._head = hs.HeadReader()
 
@@ -665,7 +753,9 @@ class ClientConnection(Connection):
             return False
         try:
             response = hs.parse_response(self._head)
-            self.subprotocol = hs.check_response(response, self._key, self.subprotocols)
+            self.subprotocol = hs.check_response(response, self._key, self.subprotocols, extensions=self._offer)
+            answers = hs.parse_extensions(", ".join(response.headers.get_all("Sec-WebSocket-Extensions")))
+            self._use_extensions(ext.negotiate_client(self.extension_factories, answers))
         except hs.HandshakeError as exc:
             return self._refused(exc.status, exc.reason)
         rest = self._head.rest

@@ -37,6 +37,7 @@ def new_server_connection(options: Options) -> ServerConnection:
         max_message_size=options.max_message_size,
         max_fragments=options.max_fragments,
         backend=options.backend,
+        extensions=options.server_extensions(),
     )
 
 

@@ -1,0 +1,373 @@
+"""permessage-deflate (RFC 7692): negotiation for both roles, and bounded compression of messages.
+
+Choose a setting by name or build a :class:`Deflate`:
+
+``"deflate"`` (the default)
+    Our messages are compressed without context takeover by a compressor
+    shared between connections (a small pool), so sending costs no memory
+    per connection; the peer keeps its context with a window of at most
+    2**12 bytes, so receiving costs about 11 KiB per connection once a
+    compressed message has arrived (nothing before).
+``"stateless"``
+    No context takeover in either direction (the server also asks the
+    client for ``client_no_context_takeover``): the compressor is shared,
+    the decompressor lives for one message, and an idle connection holds
+    no zlib state.
+``"context"``
+    Context takeover both ways, windows of 2**12 bytes and memory level 5
+    (``websockets``' default): the best ratio on many small similar messages,
+    at about 50 KiB per connection that has sent and received one.
+
+Inflating is bounded before it happens: a message may never inflate past
+the connection's ``max_message_size`` (1009, at the limit, whatever the
+ratio), and compressed text is validated as UTF-8 as it inflates (1007 at the
+first invalid byte). zlib cannot compress with a window of 8 bits; where the
+peer limits our window to 8 bits we agree and send our messages
+uncompressed, which RFC 7692 always allows.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Deque, Dict, Optional, Tuple, Union
+
+from .constants import CLOSE_INVALID_PAYLOAD, CLOSE_TOO_BIG, RSV1
+from .errors import ProtocolError
+from .extensions import Extension, NegotiationError, Params
+
+__all__ = [
+    "NAME", "Deflate", "SETTINGS", "settings_for", "PerMessageDeflate",
+    "ServerDeflateFactory", "ClientDeflateFactory",
+]
+
+NAME = "permessage-deflate"
+_TRAILER = b"\x00\x00\xff\xff"  # the end of a sync flush: removed on send, put back on receive (RFC 7692 7.2)
+_BITS = re.compile(r"[89]|1[0-5]")  # RFC 7692 7.1.2: 8 to 15, decimal, no leading zero
+_POOL_IDLE = 8  # idle zlib objects kept per pool
+
+
+@dataclass(frozen=True)
+class Deflate:
+    """permessage-deflate settings for one side of a connection.
+
+    ``no_context_takeover``: our compressor keeps nothing between messages
+    (then it is shared: no memory per connection). ``peer_no_context_takeover``:
+    ask the peer for the same (then our decompressor is shared too).
+    ``max_window_bits``: our compressor's window, 9-15 (8 means "send
+    uncompressed"). ``peer_max_window_bits``: the window we ask the peer to
+    stay within (None: the peer's choice, up to 15); it is also the memory
+    our decompressor takes per connection. ``level`` and ``mem_level`` are
+    zlib's. Messages shorter than ``threshold`` bytes are sent uncompressed.
+    """
+
+    no_context_takeover: bool = True
+    peer_no_context_takeover: bool = False
+    max_window_bits: int = 15
+    peer_max_window_bits: Optional[int] = 12
+    level: int = 6
+    mem_level: int = 8
+    threshold: int = 1024
+
+    def __post_init__(self) -> None:
+        for name in ("no_context_takeover", "peer_no_context_takeover"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"Deflate.{name} must be a bool")
+        for name, low, high, value in (
+            ("max_window_bits", 8, 15, self.max_window_bits),
+            ("peer_max_window_bits", 8, 15, self.peer_max_window_bits),
+            ("level", -1, 9, self.level),
+            ("mem_level", 1, 9, self.mem_level),
+            ("threshold", 0, None, self.threshold),
+        ):
+            if value is None and name == "peer_max_window_bits":
+                continue
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"Deflate.{name} must be an int")
+            if value < low or (high is not None and value > high):
+                raise ValueError(f"Deflate.{name} must be in {low}..{high if high is not None else 'any'}, not {value}")
+
+
+#: The named settings: what ``compression="..."`` means.
+SETTINGS: Dict[str, Deflate] = {
+    "deflate": Deflate(),
+    "stateless": Deflate(peer_no_context_takeover=True, peer_max_window_bits=None),
+    "context": Deflate(no_context_takeover=False, max_window_bits=12, peer_max_window_bits=12, mem_level=5),
+}
+
+
+def settings_for(compression: Union[None, str, Deflate]) -> Optional[Deflate]:
+    """The :class:`Deflate` a ``compression`` option names (None: compression off)."""
+    if compression is None or isinstance(compression, Deflate):
+        return compression
+    if isinstance(compression, str):
+        try:
+            return SETTINGS[compression]
+        except KeyError:
+            raise ValueError(f"compression must be one of {', '.join(map(repr, SETTINGS))}, None or a Deflate, "
+                             f"not {compression!r}") from None
+    raise TypeError(f"compression must be a str, a Deflate or None, not {type(compression).__name__}")
+
+
+# -- zlib objects, lazily made and pooled when they carry no context ------------------
+
+
+class _Pool:
+    """Idle zlib objects with the same parameters, taken and given back by connections of any thread."""
+
+    __slots__ = ("_make", "_idle")
+
+    def __init__(self, make: Any) -> None:
+        self._make = make
+        self._idle: Deque[Any] = deque()
+
+    def take(self) -> Any:
+        try:
+            return self._idle.pop()  # deque.pop and append are atomic: no lock needed
+        except IndexError:
+            return self._make()
+
+    def give(self, obj: Any) -> None:
+        if len(self._idle) < _POOL_IDLE:
+            self._idle.append(obj)
+
+
+_pools: Dict[Tuple[Any, ...], _Pool] = {}
+
+
+def _compressor(bits: int, level: int, mem_level: int) -> Any:
+    return zlib.compressobj(level, zlib.DEFLATED, -bits, mem_level)
+
+
+def _decompressor(bits: int) -> Any:
+    return zlib.decompressobj(-max(bits, 9))  # 9 for 8: peers compress with zlib's 9 when 8 is agreed
+
+
+def _pool(key: Tuple[Any, ...]) -> _Pool:
+    """The pool of compressors for ``("c", bits, level, mem_level)``.
+
+    Sharing is safe for compressors only: a full flush ends each message, so
+    no output refers to another connection's data.
+    """
+    pool = _pools.get(key)
+    if pool is None:
+        pool = _pools.setdefault(key, _Pool(lambda: _compressor(key[1], key[2], key[3])))
+    return pool
+
+
+class PerMessageDeflate:
+    """The negotiated permessage-deflate of one connection (an :class:`~.extensions.Extension`).
+
+    ``send_bits`` is our compressor's window (8: we send uncompressed),
+    ``recv_bits`` the peer's. zlib objects are made on first use. Without
+    context takeover, the compressor comes from a shared pool for one message
+    and goes back after it, and the decompressor lives for one message.
+    """
+
+    name = NAME
+    rsv = RSV1
+    __slots__ = ("send_bits", "send_no_context", "recv_bits", "recv_no_context", "level", "mem_level", "threshold",
+                 "_compressor", "_decompressor", "_deflating")
+
+    def __init__(
+        self, send_bits: int, send_no_context: bool, recv_bits: int, recv_no_context: bool,
+        level: int = 6, mem_level: int = 8, threshold: int = 1024,
+    ) -> None:
+        self.send_bits = send_bits
+        self.send_no_context = send_no_context
+        self.recv_bits = recv_bits
+        self.recv_no_context = recv_no_context
+        self.level = level
+        self.mem_level = mem_level
+        self.threshold = threshold
+        self._compressor: Any = None
+        self._decompressor: Any = None
+        self._deflating = False
+
+    def __repr__(self) -> str:
+        return (f"PerMessageDeflate(send_bits={self.send_bits}, send_no_context={self.send_no_context}, "
+                f"recv_bits={self.recv_bits}, recv_no_context={self.recv_no_context})")
+
+    @property
+    def shared_key(self) -> Optional[Tuple[Any, ...]]:
+        """Equal for connections whose compressed frames are byte-identical (no context kept); else None.
+
+        ``broadcast()`` compresses a message once per key.
+        """
+        if not self.send_no_context or self.send_bits < 9:
+            return None
+        return ("c", self.send_bits, self.level, self.mem_level, self.threshold)
+
+    # -- receiving -------------------------------------------------------------------
+
+    def decode(self, data: bytes, rsv: int, fin: bool, limit: int) -> bytes:
+        if not rsv & RSV1:
+            return data  # an uncompressed message
+        d = self._decompressor
+        if d is None:
+            d = self._decompressor = _decompressor(self.recv_bits)
+        out = _inflate(d, data, limit)
+        if fin:
+            if not d.eof:
+                rest = limit - len(out) if limit >= 0 else -1
+                tail = _inflate(d, _TRAILER, rest)
+                if tail:
+                    out += tail
+            if d.eof or self.recv_no_context:
+                # A new message starts a new decompressor: after BFINAL the peer's stream is over,
+                # and without context takeover nothing may be carried over. A decompressor is never
+                # shared (it would let a peer that breaks its promise refer to others' messages).
+                self._decompressor = None
+                if d.eof and d.unused_data not in (b"", _TRAILER):
+                    raise ProtocolError(CLOSE_INVALID_PAYLOAD, "data after the end of the deflate stream")
+        return out
+
+    # -- sending ---------------------------------------------------------------------
+
+    def encode(self, data: bytes, first: bool, fin: bool, compress: Optional[bool]) -> Tuple[int, bytes]:
+        if first:
+            wanted = len(data) >= self.threshold if compress is None else bool(compress)
+            self._deflating = wanted and self.send_bits >= 9
+        if not self._deflating:
+            return 0, data
+        c = self._compressor
+        if c is None:
+            key = ("c", self.send_bits, self.level, self.mem_level)
+            c = _pool(key).take() if self.send_no_context else _compressor(*key[1:])
+            self._compressor = c
+        if not fin:
+            return (RSV1 if first else 0), c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+        # A full flush forgets the window: the next message refers to nothing before it.
+        out = c.compress(data) + c.flush(zlib.Z_FULL_FLUSH if self.send_no_context else zlib.Z_SYNC_FLUSH)
+        if self.send_no_context:
+            _pool(("c", self.send_bits, self.level, self.mem_level)).give(c)
+            self._compressor = None
+        return (RSV1 if first else 0), out[:-4] if out.endswith(_TRAILER) else out
+
+    def release(self) -> None:
+        """Pooled objects of an unfinished message are dropped (their state is mid-message)."""
+        self._compressor = None
+        self._decompressor = None
+
+
+def _inflate(d: Any, data: bytes, limit: int) -> bytes:
+    """Inflate ``data``, producing at most ``limit`` bytes (-1: no limit); 1009 past it, 1007 on bad data."""
+    try:
+        out: bytes = d.decompress(data, limit + 1 if limit >= 0 else 0)
+    except zlib.error as exc:
+        raise ProtocolError(CLOSE_INVALID_PAYLOAD, f"invalid compressed data: {exc}") from None
+    if limit >= 0 and len(out) > limit:
+        raise ProtocolError(CLOSE_TOO_BIG, "message inflates past the size limit")  # before inflating more
+    return out
+
+
+# -- negotiation ---------------------------------------------------------------------
+
+_PARAMS = ("server_no_context_takeover", "client_no_context_takeover",
+           "server_max_window_bits", "client_max_window_bits")
+
+
+def _read_params(params: Params, *, response: bool) -> Optional[Dict[str, Optional[str]]]:
+    """The parameters as a dict, or None when one is unknown, repeated or has an invalid value.
+
+    In an offer ``client_max_window_bits`` may come without a value; in a
+    response every window size has one (RFC 7692 7.1).
+    """
+    found: Dict[str, Optional[str]] = {}
+    for name, value in params:
+        if name not in _PARAMS or name in found:
+            return None
+        if name.endswith("no_context_takeover"):
+            if value is not None:
+                return None
+        elif value is None:
+            if response or name == "server_max_window_bits":
+                return None
+        elif not _BITS.fullmatch(value):
+            return None
+        found[name] = value
+    return found
+
+
+class ServerDeflateFactory:
+    """The server side of the negotiation (RFC 7692 7.1), from :class:`Deflate` settings."""
+
+    name = NAME
+    rsv = RSV1
+
+    def __init__(self, settings: Deflate = SETTINGS["deflate"]) -> None:
+        self.settings = settings
+
+    def accept(self, params: Params) -> Optional[Tuple[Params, Extension]]:
+        offer = _read_params(params, response=False)
+        if offer is None:
+            return None  # RFC 7692 5.1: decline an invalid offer (the next one may do)
+        s = self.settings
+        answer: Params = []
+        send_no_context = s.no_context_takeover or "server_no_context_takeover" in offer
+        if send_no_context:
+            answer.append(("server_no_context_takeover", None))
+        # A client that says it keeps no context is taken at its word: it lets us pool our decompressor.
+        recv_no_context = s.peer_no_context_takeover or "client_no_context_takeover" in offer
+        if recv_no_context:
+            answer.append(("client_no_context_takeover", None))
+        send_bits = s.max_window_bits
+        offered = offer.get("server_max_window_bits")
+        if offered is not None:
+            send_bits = min(send_bits, int(offered))
+        if send_bits < 15 or offered is not None:
+            answer.append(("server_max_window_bits", str(send_bits)))
+        recv_bits = 15
+        if "client_max_window_bits" in offer:
+            hint = offer["client_max_window_bits"]
+            recv_bits = min(15 if hint is None else int(hint), s.peer_max_window_bits or 15)
+            answer.append(("client_max_window_bits", str(recv_bits)))
+        ext = PerMessageDeflate(send_bits, send_no_context, recv_bits, recv_no_context,
+                                s.level, s.mem_level, s.threshold)
+        return answer, ext
+
+
+class ClientDeflateFactory:
+    """The client side of the negotiation (RFC 7692 7.1): the offer, and the checks of the answer."""
+
+    name = NAME
+    rsv = RSV1
+
+    def __init__(self, settings: Deflate = SETTINGS["deflate"]) -> None:
+        self.settings = settings
+
+    def offer(self) -> Params:
+        s = self.settings
+        params: Params = []
+        if s.peer_no_context_takeover:
+            params.append(("server_no_context_takeover", None))
+        if s.no_context_takeover:
+            params.append(("client_no_context_takeover", None))
+        if s.peer_max_window_bits is not None and s.peer_max_window_bits < 15:
+            params.append(("server_max_window_bits", str(s.peer_max_window_bits)))
+        params.append(("client_max_window_bits", str(s.max_window_bits) if s.max_window_bits < 15 else None))
+        return params
+
+    def accept(self, params: Params) -> Extension:
+        answer = _read_params(params, response=True)
+        if answer is None:
+            raise NegotiationError(f"invalid {NAME} answer: {params!r}")
+        s = self.settings
+        recv_no_context = "server_no_context_takeover" in answer
+        if s.peer_no_context_takeover and not recv_no_context:
+            raise NegotiationError(f"{NAME}: the server did not agree to server_no_context_takeover")
+        recv_bits = 15
+        if "server_max_window_bits" in answer:
+            recv_bits = int(answer["server_max_window_bits"] or 15)
+            if s.peer_max_window_bits is not None and s.peer_max_window_bits < 15 and recv_bits > s.peer_max_window_bits:
+                raise NegotiationError(f"{NAME}: server_max_window_bits={recv_bits} is more than offered")
+        elif s.peer_max_window_bits is not None and s.peer_max_window_bits < 15:
+            raise NegotiationError(f"{NAME}: the server did not agree to server_max_window_bits")
+        send_bits = s.max_window_bits
+        if "client_max_window_bits" in answer:
+            send_bits = min(send_bits, int(answer["client_max_window_bits"] or 15))
+        send_no_context = s.no_context_takeover or "client_no_context_takeover" in answer
+        return PerMessageDeflate(send_bits, send_no_context, recv_bits, recv_no_context,
+                                 s.level, s.mem_level, s.threshold)
