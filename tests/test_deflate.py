@@ -475,3 +475,25 @@ def test_backends_agree_on_compressed_input(payload: bytes, cuts: Sequence[int],
     assert all(r == results[0] for r in results)
     if valid and opcode == 0x2:
         assert results[0] == [BinaryMessage(payload)]
+
+
+# -- broadcast -------------------------------------------------------------------------------
+
+def test_a_shared_message_is_compressed_once_per_group(backend: Any) -> None:
+    from wsframe.protocol.connection import SharedMessage
+
+    context = deflate.SETTINGS["context"]
+    plain = [open_server(backend, "")[0] for _ in range(2)]
+    stateless = [open_server(backend, "permessage-deflate; server_no_context_takeover", context)[0]
+                 for _ in range(2)]
+    own = [open_server(backend, "permessage-deflate", context)[0] for _ in range(2)]
+    text = "broadcast to everyone " * 100
+    shared = SharedMessage(text)
+    frames = {id(c): c.send_encoded(shared) for c in plain + stateless + own}
+    assert frames[id(plain[0])] is frames[id(plain[1])]
+    assert frames[id(stateless[0])] is frames[id(stateless[1])]  # compressed once for both
+    assert frames[id(own[0])] is not frames[id(own[1])]  # context takeover: each its own compressor
+    for conn in plain + stateless + own:
+        ((opcode, rsv, payload),) = server_frames(conn, frames[id(conn)])
+        assert opcode == 0x1 and rsv == (0 if conn in plain else RSV1)
+        assert (payload if conn in plain else inflate(payload)) == text.encode()

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .protocol.backend import BACKEND, active as _active
-from .protocol.connection import ClientConnection, Connection, ServerConnection, State
+from .protocol.connection import ClientConnection, Connection, ServerConnection, SharedMessage, State
+from .protocol.deflate import Deflate
 from .protocol.errors import ConnectionClosed, InvalidState, ProtocolError, WebSocketError
 from .protocol.events import (
     Accepted,
@@ -76,6 +77,8 @@ def __getattr__(name: str) -> Any:  # PEP 562
 
 __all__ = [
     "connect",
+    "Deflate",
+    "SharedMessage",
     "InvalidHandshake",
     "InvalidStatus",
     "InvalidURI",

@@ -58,7 +58,7 @@ from .events import (
 
 __all__ = [
     "State", "Trigger", "TRANSITIONS", "Connection", "ServerConnection", "ClientConnection",
-    "DEFAULT_MAX_MESSAGE_SIZE", "DEFAULT_MAX_FRAGMENTS", "is_valid_close_code", "encode_message",
+    "DEFAULT_MAX_MESSAGE_SIZE", "DEFAULT_MAX_FRAGMENTS", "is_valid_close_code", "encode_message", "SharedMessage",
 ]
 
 from .constants import (  # noqa: E402
@@ -477,15 +477,26 @@ class Connection:
             rsv |= bits
         return self._frame(opcode, data, fin, rsv)
 
-    def send_encoded(self, frame: bytes) -> bytes:
-        """Check that a frame made once by :func:`encode_message` may be sent here; return it.
+    def send_encoded(self, frame: Union[bytes, "SharedMessage"]) -> bytes:
+        """Bytes of a message encoded once for many server-side connections (broadcasting).
 
-        For broadcasting: one encoding serves every server-side connection.
+        ``frame`` is a frame made by :func:`encode_message`, sent as it is, or
+        a :class:`SharedMessage`, which compresses once for every connection
+        that can share the result and per connection for the others.
         """
         if self.client:
             raise InvalidState("a client masks every frame with its own key: use send()")
         self._check_can_send()
+        if isinstance(frame, SharedMessage):
+            return frame.frame_for(self)
         return frame
+
+    def _shared_key(self) -> Optional[Tuple[Any, ...]]:
+        """Equal for connections that would encode a message into the same bytes; None if only this one would."""
+        if not self.extensions:
+            return ()
+        keys = tuple(extension.shared_key for extension in self.extensions)
+        return None if None in keys else keys
 
     def send_fragment(
         self, data: Union[str, bytes, bytearray, memoryview], final: bool = False, compress: Optional[bool] = None
@@ -569,6 +580,32 @@ def encode_message(data: Union[str, bytes, bytearray, memoryview], backend: Opti
         return encode(OP_TEXT, data.encode("utf-8"))
     return encode(OP_BINARY, data)
 
+
+
+class SharedMessage:
+    """One message for many server-side connections (broadcast), encoded once per group that can share it.
+
+    Connections without extensions share one plain frame, connections whose
+    compressor keeps no context and has the same settings share one
+    compressed frame, and each of the others (context takeover) compresses
+    for itself. Used by one thread at a time, like a connection.
+    """
+
+    __slots__ = ("data", "_frames")
+
+    def __init__(self, data: Union[str, bytes, bytearray, memoryview]) -> None:
+        self.data = data if isinstance(data, str) else bytes(data)
+        self._frames: Dict[Tuple[Any, ...], bytes] = {}
+
+    def frame_for(self, conn: Connection) -> bytes:
+        """The bytes of the message for ``conn`` (already checked that it may send)."""
+        key = conn._shared_key()
+        if key is None:
+            return conn.send(self.data)
+        frame = self._frames.get(key)
+        if frame is None:
+            frame = self._frames[key] = conn.send(self.data)
+        return frame
 
 
 class ServerConnection(Connection):

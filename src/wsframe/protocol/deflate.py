@@ -191,7 +191,7 @@ class PerMessageDeflate:
                 f"recv_bits={self.recv_bits}, recv_no_context={self.recv_no_context})")
 
     @property
-    def shared_key(self) -> Optional[Tuple[Any, ...]]:
+    def shared_key(self) -> Optional[Tuple[object, ...]]:
         """Equal for connections whose compressed frames are byte-identical (no context kept); else None.
 
         ``broadcast()`` compresses a message once per key.

@@ -45,6 +45,14 @@ class Extension(Protocol):
     #: The RSV bits it claims, as the 3-bit field of ``Frame.rsv`` (RSV1 is 0x4).
     rsv: int
 
+    @property
+    def shared_key(self) -> Optional[Tuple[object, ...]]:
+        """Equal for extensions that encode any message into the same bytes (None: this one's are its own).
+
+        Broadcasting encodes a message once per key.
+        """
+        ...
+
     def decode(self, data: bytes, rsv: int, fin: bool, limit: int) -> bytes:
         """The payload of one data frame as the application sees it.
 

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 from ..hooks import decide_upgrade, plain_http_response
 from ..options import Options, Refuse
 from ..protocol import handshake as hs
-from ..protocol.connection import ServerConnection, State
+from ..protocol.connection import ServerConnection, SharedMessage, State
+from ..protocol.extensions import Extension
 from ..protocol.constants import (
     CLOSE_ABNORMAL,
     CLOSE_GOING_AWAY,
@@ -114,6 +115,11 @@ class ReactorConnection:
         return self._conn.subprotocol if self._conn is not None else None
 
     @property
+    def extensions(self) -> List[Extension]:
+        """The extensions agreed in the handshake (a :class:`~wsframe.protocol.deflate.PerMessageDeflate`)."""
+        return list(self._conn.extensions) if self._conn is not None else []
+
+    @property
     def open(self) -> bool:
         return self._conn is not None and self._conn.state is State.OPEN and not self._closed
 
@@ -164,7 +170,7 @@ class ReactorConnection:
         except ConnectionClosed:
             pass
 
-    def send_encoded(self, frame: bytes) -> bool:
+    def send_encoded(self, frame: Union[bytes, SharedMessage]) -> bool:
         """Broadcast: queue a frame encoded once; drop the peer instead if it is ``write_limit`` behind."""
         conn = self._conn
         if conn is None or self._closed or conn.state is not State.OPEN:

@@ -21,7 +21,7 @@ from typing import Any, Callable, List, Optional, Set, Union
 from ..options import Options
 from ..protocol import backend as _backend
 from ..protocol import handshake as hs
-from ..protocol.connection import encode_message
+from ..protocol.connection import SharedMessage
 from ..sync.server import _listen, format_address
 from .connection import ReactorConnection
 from .loop import Loop
@@ -166,12 +166,15 @@ class ReactorServer:
         self.shutdown()
 
     def broadcast(self, message: Union[str, bytes, bytearray, memoryview], connections: Any = None) -> int:
-        """Send ``message`` to every open connection (encoded once; a peer ``write_limit`` behind is dropped).
+        """Send ``message`` to every open connection (a peer ``write_limit`` behind is dropped).
+
+        Encoded (and compressed) once for the connections that can share the
+        frame, per connection for those whose compression keeps context.
 
         In the loop's thread it returns how many took it; from another thread it
         is handed to the loop and returns the number of open connections then.
         """
-        frame = encode_message(message, self._frames.name)
+        frame = SharedMessage(message)
         targets = list(self.connections if connections is None else connections)
         if self.loop.in_loop():
             return sum(1 for ws in targets if ws.send_encoded(frame))
