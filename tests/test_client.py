@@ -398,11 +398,13 @@ def microsocks() -> Iterator[int]:
         stop_process(process)
 
 
-def test_socks5_proxy(backend: Any, microsocks: int) -> None:
+@pytest.mark.parametrize("scheme", ["socks5", "socks5h"])
+def test_socks5_proxy(backend: Any, microsocks: int, scheme: str) -> None:
     with wsframe_server(backend=backend.name) as server:
-        with connect(f"ws://127.0.0.1:{server.port}/", **opts(backend, proxy=f"socks5://127.0.0.1:{microsocks}")) as ws:
-            ws.send(b"socks")
-            assert ws.recv(timeout=5) == b"socks"
+        for host in ("127.0.0.1", "localhost"):  # an address, and a name the proxy resolves
+            with connect(f"ws://{host}:{server.port}/", **opts(backend, proxy=f"{scheme}://127.0.0.1:{microsocks}")) as ws:
+                ws.send(b"socks")
+                assert ws.recv(timeout=5) == b"socks"
 
 
 def test_proxy_for_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -662,3 +664,102 @@ def test_no_socket_is_left_open_when_opening_fails(backend: Any, monkeypatch: py
         assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
         # server-side sockets close on their own threads: wait for them
         assert wait_for(lambda: _open_fds() <= before + 2, timeout=5), (before, _open_fds())
+
+
+# -- review fixes, second round: server_hostname across origins, SOCKS within open_timeout ---------------
+
+
+def test_server_hostname_is_not_carried_to_another_origin(backend: Any, certificate: Any) -> None:
+    """As websockets refuses a cross-origin redirect when the address is overridden: TLS would check the new host
+    against a name given for the old one. Within the origin the redirect is still followed."""
+    cert, key = certificate
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    client_context = ssl.create_default_context(cafile=str(cert))
+    with wsframe_server(lambda ws: ws.send(ws.path), backend=backend.name, ssl=server_context) as other:
+        away = f"wss://127.0.0.1:{other.port}/elsewhere"
+        redirects = {"/same": "/landed", "/cross": away}
+
+        def upgrade(request: Any) -> Any:
+            location = redirects.get(request.target)
+            return Refuse(302, [("Location", location)]) if location else None
+
+        with wsframe_server(lambda ws: ws.send(ws.path), backend=backend.name, ssl=server_context,
+                            process_upgrade=upgrade) as hop:
+            with connect(f"wss://127.0.0.1:{hop.port}/same", server_hostname="localhost",
+                         **opts(backend, ssl=client_context)) as ws:
+                assert ws.recv(timeout=5) == "/landed"
+            with pytest.raises(InvalidURI, match="another origin.*server_hostname='localhost'"):
+                connect(f"wss://127.0.0.1:{hop.port}/cross", server_hostname="localhost",
+                        **opts(backend, ssl=client_context))
+            with connect(f"wss://127.0.0.1:{hop.port}/cross", **opts(backend, ssl=client_context)) as ws:
+                assert ws.recv(timeout=5) == "/elsewhere"  # without the override it is followed
+
+
+def test_a_dribbling_socks_proxy_cannot_stretch_open_timeout(backend: Any) -> None:
+    """A SOCKS5 proxy answering one byte per 100 ms: each recv is short, the 1.2 s exchange is not."""
+    def dribble(conn: socket.socket, n: int) -> None:
+        conn.recv(64)  # the greeting: 05 01 00
+        for byte in b"\x05\x00":
+            conn.sendall(bytes([byte]))
+            time.sleep(0.1)
+        conn.recv(512)  # the CONNECT request
+        for byte in b"\x05\x00\x00\x01\x7f\x00\x00\x01\x00\x09":
+            conn.sendall(bytes([byte]))
+            time.sleep(0.1)
+        time.sleep(1)
+
+    pytest.importorskip("python_socks")
+    with raw_server(dribble) as (host, port):
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match=f"SOCKS proxy {host}:{port}"):
+            connect("ws://127.0.0.1:9/", **opts(backend, proxy=f"socks5://{host}:{port}", open_timeout=0.5))
+        assert time.monotonic() - started < 1.0
+
+
+def test_the_socks_proxy_name_lookup_is_bounded_by_open_timeout(backend: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("python_socks")
+    real_getaddrinfo = socket.getaddrinfo
+
+    def slow(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host in ("slow-proxy.test", "slow-target.test"):
+            time.sleep(2)
+            host = "127.0.0.1"
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    def silent(conn: socket.socket, n: int) -> None:
+        conn.recv(64)
+        conn.sendall(b"\x00\x5a\x00\x00\x00\x00\x00\x00")  # a SOCKS4 grant, should it get that far
+        time.sleep(1)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    with raw_server(silent) as (host, port):
+        for proxy, uri, name in [("socks5://slow-proxy.test:1080", "ws://127.0.0.1:9/", "slow-proxy.test"),
+                                 (f"socks4://{host}:{port}", "ws://slow-target.test:9/", "slow-target.test")]:
+            started = time.monotonic()
+            with pytest.raises(TimeoutError, match=name):
+                connect(uri, **opts(backend, proxy=proxy, open_timeout=0.3))
+            assert time.monotonic() - started < 1.0, proxy
+
+
+def test_running_out_between_redirect_hops_says_where(backend: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next hop's socket connects, but no time is left for its handshake: the error names the stage and address."""
+    real_open_socket = client_module.open_socket
+    calls: List[Any] = []
+
+    def slow_second(target: Any, *args: Any, **kwargs: Any) -> Any:
+        sock = real_open_socket(target, *args, **kwargs)
+        calls.append(target)
+        if len(calls) == 2:
+            time.sleep(0.6)  # past open_timeout, after the connection is made
+        return sock
+
+    monkeypatch.setattr(client_module, "open_socket", slow_second)
+    with wsframe_server(backend=backend.name, process_upgrade=lambda r: Refuse(302, [("Location", "/next")])
+                        if r.target == "/start" else None) as server:
+        with pytest.raises(TimeoutError) as info:
+            connect(f"ws://127.0.0.1:{server.port}/start", **opts(backend, open_timeout=0.5))
+    assert len(calls) == 2
+    message = str(info.value)
+    assert "opening handshake" in message and f"ws://127.0.0.1:{server.port}/next" in message, message
+    assert f"at 127.0.0.1:{server.port}" in message, message

@@ -2,8 +2,8 @@
 
 - aiohttp's server (``aiohttp.web``), in a thread with its own event loop;
 - Node's ``ws`` server (``tests/node/echo_server.js``): with ws's default options, with
-  ``perMessageDeflate: false`` and with ``perMessageDeflate: true`` (our client offers no
-  extension, so none may be negotiated);
+  ``perMessageDeflate: false`` and with ``perMessageDeflate: true`` (our client offers
+  permessage-deflate by default: only the last agrees);
 - wsframe's own server over TLS, with a certificate made by the openssl command.
 
 Each server echoes (text as text, binary as binary), closes a connection to
@@ -253,15 +253,35 @@ def peer(request: pytest.FixtureRequest) -> Iterator[Peer]:
 # -- the checks ------------------------------------------------------------------------------------
 
 
-def test_handshake_negotiates_no_extension(backend: Any, peer: Peer) -> None:
+#: Peers whose server agrees to permessage-deflate when offered (ws's server default is off).
+DEFLATE_SERVERS = {"aiohttp", "node-ws-deflate-on", "wsframe-tls"}
+
+
+def test_handshake_without_compression_negotiates_no_extension(backend: Any, peer: Peer) -> None:
     path = unique_path()
-    with connect(peer.url + path, **peer.options(backend)) as ws:
+    with connect(peer.url + path, **peer.options(backend, compression=None)) as ws:
         assert ws.request is not None and ws.request.target == path
         assert "Sec-WebSocket-Extensions" not in ws.request.headers
         assert ws.response_headers is not None
         assert ws.response_headers.get("Sec-WebSocket-Extensions") is None
         assert ws.subprotocol is None
         assert ws.open
+
+
+def test_handshake_offers_compression_by_default(backend: Any, peer: Peer) -> None:
+    text = '{"id": 7, "name": "interop", "values": [1, 2, 3]} ' * 400  # over the threshold: compressed
+    with connect(peer.url + unique_path(), **peer.options(backend)) as ws:
+        assert ws.request is not None
+        assert ws.request.headers["Sec-WebSocket-Extensions"].startswith("permessage-deflate")
+        assert ws.response_headers is not None
+        answer = ws.response_headers.get("Sec-WebSocket-Extensions")
+        if peer.name in DEFLATE_SERVERS:
+            assert answer is not None and answer.startswith("permessage-deflate")
+        else:
+            assert answer is None
+        for _ in range(3):  # context takeover, where the peer keeps it
+            ws.send(text)
+            assert ws.recv(timeout=5) == text
 
 
 @pytest.mark.parametrize("message", ["hello", "", "é€😀" * 3000, "x" * 125], ids=["ascii", "empty", "utf8-36k", "125"])

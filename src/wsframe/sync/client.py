@@ -139,9 +139,10 @@ def connect(
     origin (same scheme, host and port): to another origin the URI's user
     info and the ``Authorization``, ``Proxy-Authorization`` and ``Cookie``
     headers of ``additional_headers`` are dropped, for the rest of the
-    redirects. A connection over ``unix_path`` follows redirects within the
-    origin only (another origin is :class:`InvalidURI`, as in websockets),
-    and one over ``sock`` none (:class:`InvalidStatus`).
+    redirects. A connection over ``unix_path``, or with ``server_hostname``
+    (the name TLS checks is no longer the URI's host), follows redirects
+    within the origin only (another origin is :class:`InvalidURI`, as in
+    websockets), and one over ``sock`` none (:class:`InvalidStatus`).
 
     Raises :class:`InvalidURI`, :class:`InvalidStatus` (the HTTP response
     is on it), :class:`InvalidHandshake`, ``TimeoutError`` after
@@ -152,7 +153,8 @@ def connect(
     headers = _header_items(opts.additional_headers)
     deadline = None if opts.open_timeout is None else monotonic() + opts.open_timeout
     for _ in range(opts.max_redirects + 1):
-        ws = _new_websocket(sock if sock is not None else open_socket(target, opts, deadline, unix_path), opts, deadline)
+        ws = _new_websocket(sock if sock is not None else open_socket(target, opts, deadline, unix_path), opts,
+                            deadline, target)
         try:
             location = ClientHandshake(ws, opts, target, server_hostname, headers).run(deadline)
         except BaseException:
@@ -171,6 +173,9 @@ def connect(
         elif unix_path is not None:
             raise InvalidURI(f"cannot follow the redirect from {target} to another origin, {new}, "
                              f"over the Unix socket {unix_path}")
+        elif server_hostname is not None:  # TLS would check the new host against a name meant for the old one
+            raise InvalidURI(f"cannot follow the redirect from {target} to another origin, {new}, "
+                             f"with server_hostname={server_hostname!r} overriding the host name TLS checks")
         else:
             headers = [(name, value) for name, value in headers if name.lower() not in _CREDENTIAL_HEADERS]
         logger.info("redirected from %s to %s", target, new)
@@ -178,12 +183,15 @@ def connect(
     raise InvalidHandshake(f"more than {opts.max_redirects} redirects")
 
 
-def _new_websocket(sock: socket.socket, options: Options, deadline: Optional[float]) -> WebSocket:
+def _new_websocket(sock: socket.socket, options: Options, deadline: Optional[float], target: URI) -> WebSocket:
     """The client :class:`WebSocket` on ``sock``; its open timer fires at ``deadline``. ``sock`` is closed if this fails."""
     with _closing_on_error(sock):
+        peer = _peer(sock)
         if deadline is not None:
-            options = dataclasses.replace(options, open_timeout=_remaining(deadline))
-        return WebSocket(sock, options, shared(), _peer(sock), release_on_close=True)
+            where = f"{target} at {_show(peer)}" if isinstance(peer, tuple) else str(target)
+            left = _remaining(deadline, f"the opening handshake with {where}")
+            options = dataclasses.replace(options, open_timeout=left)
+        return WebSocket(sock, options, shared(), peer, release_on_close=True)
 
 
 @contextlib.contextmanager
@@ -349,12 +357,13 @@ def open_socket(target: URI, options: Options, deadline: Optional[float], unix_p
     return _tcp_connect(target.host, target.port, deadline, "connect")
 
 
-def _remaining(deadline: Optional[float]) -> Optional[float]:
+def _remaining(deadline: Optional[float], before: str = "the next step of the opening") -> Optional[float]:
+    """The time left of the opening; ``TimeoutError`` naming what it ran out ``before`` when none is."""
     if deadline is None:
         return None
     remaining = deadline - monotonic()
     if remaining <= 0:
-        raise TimeoutError("open_timeout passed")
+        raise TimeoutError(f"open_timeout ran out before {before}")
     return remaining
 
 
@@ -490,19 +499,99 @@ def _through_proxy(proxy: str, target: URI, deadline: Optional[float]) -> socket
         return sock
 
 
+#: SOCKS URL schemes: the python-socks proxy type, and whether the proxy resolves the target's name (rdns).
+#: socks5:// keeps python-socks' default (None: the proxy resolves), as before socks5h:// and socks4a:// were read.
+_SOCKS = {"socks5": ("SOCKS5", None), "socks5h": ("SOCKS5", True), "socks4": ("SOCKS4", False),
+          "socks4a": ("SOCKS4", True)}
+
+
 def _through_socks(proxy: str, target: URI, deadline: Optional[float]) -> socket.socket:
+    """A socket tunnelled to ``target`` through a SOCKS proxy, all of it within ``deadline``.
+
+    The TCP connection to the proxy is made here (the proxy's name looked up
+    and each address tried within the deadline, as for a direct connection);
+    python-socks then negotiates over it, each send and receive given only
+    what is left of the deadline, so a proxy answering a byte at a time cannot
+    stretch the opening. A target name the client resolves itself (socks4://)
+    is looked up here too, within the deadline.
+    """
     try:
+        from python_socks import ProxyType
         from python_socks.sync import Proxy
     except ImportError:
         raise ImportError("a SOCKS proxy needs python-socks: pip install 'wsframe[socks]'") from None
+    parts = urllib.parse.urlsplit(proxy)
+    kind, rdns = _SOCKS[parts.scheme.lower()]
     try:
-        sock: socket.socket = Proxy.from_url(proxy).connect(target.host, target.port, timeout=_remaining(deadline))
-    except Exception as exc:
-        if isinstance(exc, TimeoutError):
-            raise TimeoutError(f"timed out connecting through SOCKS proxy {proxy}") from None
-        raise ProxyError(f"SOCKS proxy {proxy} could not reach {target.host}:{target.port}: {exc}") from None
+        proxy_port = parts.port or 1080
+    except ValueError:
+        raise InvalidURI(f"proxy {proxy!r} has an invalid port") from None
+    if not parts.hostname:
+        raise InvalidURI(f"proxy {proxy!r} has no host")
+    name = f"SOCKS proxy {_show((parts.hostname, proxy_port))}"
+    dest = f"{target.host}:{target.port}"
+    sock = _tcp_connect(parts.hostname, proxy_port, deadline, name)
     with _closing_on_error(sock):
+        dest_host = target.host
+        if rdns is False and not _is_address(dest_host):  # python-socks would look it up with no bound
+            try:
+                infos = _resolve(dest_host, target.port, deadline)
+            except socket.gaierror as exc:
+                raise socket.gaierror(exc.errno, f"cannot resolve {dest_host!r} (for {name}): {exc.strerror}") from None
+            except TimeoutError:
+                raise TimeoutError(f"timed out resolving {dest_host!r} (for {name})") from None
+            ipv4 = [info[4][0] for info in infos if info[0] == socket.AF_INET]
+            if not ipv4:
+                raise ProxyError(f"{name}: {dest_host!r} has no IPv4 address, which SOCKS4 needs")
+            dest_host = ipv4[0]
+        settings: Any = dict(proxy_type=getattr(ProxyType, kind), host=parts.hostname, port=proxy_port,
+                             username=urllib.parse.unquote(parts.username) if parts.username is not None else None,
+                             password=urllib.parse.unquote(parts.password) if parts.password is not None else None,
+                             rdns=rdns)
+        bounded = _DeadlineSocket(sock, deadline, f"negotiating with {name} for {dest}")
+        try:
+            left = _remaining(deadline, f"negotiating with {name} for {dest}")
+            forward: Any = _Connected(bounded)  # python-socks >= 3 asks `forward` for the socket: only connect()
+            Proxy(**settings, forward=forward).connect(dest_host, target.port, timeout=left)
+        except Exception as exc:
+            if isinstance(exc, TimeoutError):
+                raise TimeoutError(f"timed out negotiating with {name} for {dest}") from None
+            raise ProxyError(f"{name} could not reach {dest}: {exc}") from None
         sock.settimeout(None)
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
+        return sock  # already TCP_NODELAY: _tcp_connect made it
+
+
+class _DeadlineSocket:
+    """``sock`` as python-socks uses it (sendall, recv, close), each call bounded by what is left of ``deadline``."""
+
+    def __init__(self, sock: socket.socket, deadline: Optional[float], stage: str) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.stage = stage
+
+    def sendall(self, data: bytes, flags: int = 0) -> None:
+        self.sock.settimeout(_remaining(self.deadline, self.stage))
+        self.sock.sendall(data, flags)
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        self.sock.settimeout(_remaining(self.deadline, self.stage))
+        return self.sock.recv(size, flags)
+
+    def settimeout(self, timeout: Optional[float]) -> None:
+        pass  # the deadline decides, call by call
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+class _Connected:
+    """What python-socks 3 takes as the ``forward`` proxy: it hands over the socket already connected to the proxy."""
+
+    def __init__(self, sock: _DeadlineSocket) -> None:
+        self.sock = sock
+
+    def connect(self, *args: Any, **kwargs: Any) -> Any:
+        return self.sock
