@@ -24,7 +24,7 @@ import urllib.error
 import urllib.request
 from collections import deque
 from pathlib import Path
-from typing import Any, Deque, Dict, Iterator, List, Optional
+from typing import Any, Deque, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 from websockets.exceptions import ConnectionClosed as WSClosed
@@ -35,7 +35,7 @@ from wsframe.protocol import handshake as hs
 from wsframe.protocol.connection import ClientConnection
 from wsframe.protocol.events import Accepted, CloseReceived, Closed, Ping, TextMessage
 from wsframe.protocol.errors import ConnectionClosed
-from wsframe import EventHandler, Server, WebSocket, serve, upgrade
+from wsframe import Accept, EventHandler, Refuse, Server, WebSocket, serve, upgrade
 from support import wait_for
 from wsframe.sync.connection import CLOSE_SLOW_CONSUMER
 
@@ -695,6 +695,90 @@ def test_upgrade_from_http_server_on_the_same_port(backend: Any) -> None:
         httpd.shutdown()
         httpd.server_close()
         thread.join(5)
+
+
+@contextlib.contextmanager
+def http_server_upgrading(backend: Any, **options: Any) -> Iterator[Tuple[int, List[hs.HandshakeError]]]:
+    """A ThreadingHTTPServer on 127.0.0.1 whose do_GET echoes over upgrade(self, **options).
+
+    Yields (port, refusals): the HandshakeErrors upgrade() raised, for the test to check.
+    """
+    refusals: List[hs.HandshakeError] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            try:
+                ws = upgrade(self, backend=backend.name, close_timeout=2, **options)
+            except hs.HandshakeError as exc:
+                refusals.append(exc)
+                return
+            with ws:
+                for message in ws:
+                    ws.send(message)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield httpd.server_address[1], refusals
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+def test_upgrade_from_http_server_runs_process_upgrade(backend: Any) -> None:
+    """process_upgrade decides for upgrade() as for serve(): a refusal with its status, headers and body;
+    an acceptance with its extra headers (and the permessage-deflate answer serve() gives)."""
+    seen: List[str] = []
+
+    def process_upgrade(request: hs.Request) -> Any:
+        seen.append(request.target)
+        if request.target == "/ws/private":
+            return Refuse(401, [("WWW-Authenticate", 'Bearer realm="ws"')], "log in first\n")
+        return Accept([("X-Upgrade-Hook", "accepted")])
+
+    with http_server_upgrading(backend, process_upgrade=process_upgrade) as (port, refusals):
+        with pytest.raises(InvalidStatus) as info:
+            connect(f"ws://127.0.0.1:{port}/ws/private", open_timeout=5, close_timeout=2)
+        response = info.value.response
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"] == 'Bearer realm="ws"'
+        assert response.body == b"log in first\n"
+        assert wait_for(lambda: len(refusals) == 1)
+        assert (refusals[0].status, refusals[0].reason) == (401, "log in first")  # what upgrade() raised
+        assert refusals[0].headers == [("WWW-Authenticate", 'Bearer realm="ws"')]
+        with connect(f"ws://127.0.0.1:{port}/ws/open", open_timeout=5, close_timeout=2) as ws:
+            assert ws.response is not None
+            assert ws.response.headers["X-Upgrade-Hook"] == "accepted"
+            upgraded_extensions = ws.response.headers["Sec-WebSocket-Extensions"]
+            ws.send("hooked")
+            assert ws.recv(timeout=5) == "hooked"
+        assert seen == ["/ws/private", "/ws/open"]
+    with running(echo, backend) as server, client(server) as ws:  # the same answer as serve()'s
+        assert ws.response is not None
+        assert ws.response.headers["Sec-WebSocket-Extensions"] == upgraded_extensions
+    assert "permessage-deflate" in upgraded_extensions
+
+
+def test_upgrade_from_http_server_runs_select_subprotocol(backend: Any) -> None:
+    offers: List[List[str]] = []
+
+    def select_subprotocol(request: hs.Request, offered: List[str]) -> Optional[str]:
+        offers.append(list(offered))
+        return "second" if "second" in offered else None
+
+    # Without the hook upgrade() would choose "first" (the first of subprotocols the client offers).
+    with http_server_upgrading(backend, subprotocols=["first"], select_subprotocol=select_subprotocol) as (port, _):
+        with connect(f"ws://127.0.0.1:{port}/ws", subprotocols=["first", "second"], open_timeout=5,
+                     close_timeout=2) as ws:
+            assert ws.subprotocol == "second"
+            ws.send("chosen")
+            assert ws.recv(timeout=5) == "chosen"
+        assert offers == [["first", "second"]]
 
 
 # -- the CLI -----------------------------------------------------------------------------

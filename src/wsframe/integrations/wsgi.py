@@ -66,11 +66,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
-import selectors
 import socket
-import ssl
-import threading
-from time import monotonic
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, TypeVar, Union, overload
 
 from ..hooks import plain_http_response
@@ -78,9 +74,8 @@ from ..options import Options
 from ..protocol import handshake as hs
 from ..protocol.connection import ServerConnection
 from ..sync.connection import WebSocket
-from ..sync.maintenance import shared
-from ..sync.opening import negotiate_upgrade, new_server_connection
 from ..sync.server import _as_handler, format_address, run_handler
+from ._handoff import negotiate, read_ahead, read_response, take_over
 
 __all__ = [
     "accept", "finish", "websocket_app", "server_socket", "request_from_environ",
@@ -102,11 +97,6 @@ SOCKET_KEYS: Tuple[str, ...] = ("gunicorn.socket", "werkzeug.socket")
 #: Response headers a WSGI application may not set (PEP 3333); ``Upgrade`` stays: a 426 must name it.
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                          "trailers", "transfer-encoding"})
-
-_RELAY_CHUNK = 65536
-_RELAY_LIMIT = 256 * 1024  # bytes the TLS relay holds at most in each direction
-_DRAIN_READS = 16  # reads of unread input before the socket is shut down
-
 
 class UnsupportedServer(RuntimeError):
     """The WSGI server gives the application no socket to take over (or one wsframe cannot use)."""
@@ -307,20 +297,11 @@ def _accept(environ: WSGIEnvironment, opts: Options) -> WebSocket:
         logger.info("%s bad request: %s", label, exc)
         raise Refused(hs.error_response(exc)) from None
     if not request.wants_websocket:
-        raise Refused(_read_response(plain_http_response(label, request, opts)))
-    conn = new_server_connection(opts)
-    accepted, data = negotiate_upgrade(conn, request, opts, label)
-    if not accepted:
-        raise Refused(_read_response(data))
+        raise Refused(read_response(plain_http_response(label, request, opts)))
+    conn, data = negotiate(request, opts, label)
+    if conn is None:
+        raise Refused(read_response(data))
     return _take_over(environ, sock, conn, request, data, opts)
-
-
-def _read_response(data: bytes) -> hs.Response:
-    """A serialized response (the bytes ``serve()`` would send) as a Response with its body."""
-    reader = hs.HeadReader(len(data) + 2, len(data) + 1, len(data) + 2)
-    reader.feed(data)
-    head = hs.parse_response(reader)
-    return hs.Response(head.status, head.reason, head.headers, reader.rest)
 
 
 def _target(environ: WSGIEnvironment) -> str:
@@ -357,96 +338,12 @@ def _warn_single_threaded(environ: WSGIEnvironment) -> None:
 # -- taking the socket over --------------------------------------------------------------
 
 
-class _HandedOver(WebSocket):
-    """A WebSocket on a socket taken from a WSGI server: when it is released, the connection is finished."""
-
-    __slots__ = ("_handoff",)
-    _handoff: Optional[_Handoff]
-
-    def release(self) -> None:
-        super().release()
-        handoff: Optional[_Handoff] = getattr(self, "_handoff", None)
-        if handoff is not None and handoff.finish():
-            logger.info("%s closed %s %s", self.id, self.close_code, self.close_reason)
-
-
-class _Handoff:
-    """The server's socket while a WebSocket uses it, and how it is given back finished."""
-
-    __slots__ = ("sock", "relay", "linger", "_lock", "_done")
-
-    def __init__(self, sock: socket.socket, relay: Optional[_TLSRelay], linger: float) -> None:
-        self.sock = sock
-        self.relay = relay
-        self.linger = linger
-        self._lock = threading.Lock()
-        self._done = False
-
-    def finish(self) -> bool:
-        """Drain unread input, shut the socket down both ways: the server can neither write nor reuse it.
-
-        True the first time (later calls do nothing).
-        """
-        with self._lock:
-            if self._done:
-                return False
-            self._done = True
-        sock = self.sock
-        if self.relay is not None:
-            self.relay.stop(self.linger)
-        else:
-            _drain(sock)
-        try:
-            sock.shutdown(socket.SHUT_RDWR)  # an SSLSocket also forgets its TLS state: later writes fail plainly
-        except OSError:
-            pass
-        return True
-
-
-def _drain(sock: socket.socket) -> None:
-    """Read what arrived and nobody will read, without waiting: closing over it would send a reset."""
-    timeout = sock.gettimeout()
-    try:
-        sock.setblocking(False)
-        for _ in range(_DRAIN_READS):
-            if not socket.socket.recv(sock, _RELAY_CHUNK):  # raw bytes, also under an SSLSocket
-                break
-    except OSError:
-        pass
-    finally:
-        try:
-            sock.settimeout(timeout)
-        except OSError:
-            pass
-
-
 def _take_over(environ: WSGIEnvironment, sock: socket.socket, conn: ServerConnection, request: hs.Request,
                response: bytes, opts: Options) -> WebSocket:
     _warn_single_threaded(environ)
     leftover = _buffered_input(environ, sock)
-    if sock.family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-    relay: Optional[_TLSRelay] = None
-    ws_sock = sock
-    if isinstance(sock, ssl.SSLSocket):
-        relay = _TLSRelay(sock)
-        ws_sock = relay.inner
-    ws = _HandedOver(ws_sock, opts, shared(), _peer(environ, sock), owns_socket=relay is not None,
-                     release_on_close=True)
-    ws._handoff = _Handoff(sock, relay, opts.close_timeout or 10.0)
-    ws.request = request
-    with ws._lock:
-        ws.opened_locked(conn, response)
-        if leftover:  # frames that came with the request, read ahead by the server
-            conn.receive_data(leftover)
-    if relay is not None:
-        relay.start(ws.id)
-    logger.info("%s open %s from %s (wsgi, %s%s)", ws.id, request.target, format_address(ws.remote_address),
-                environ.get("SERVER_SOFTWARE", "?"), ", TLS relay" if relay is not None else "")
-    return ws
+    return take_over(sock, conn, request, response, opts, _peer(environ, sock), leftover,
+                     via=f"wsgi, {environ.get('SERVER_SOFTWARE', '?')}")
 
 
 def _buffered_input(environ: WSGIEnvironment, sock: socket.socket) -> bytes:
@@ -464,200 +361,10 @@ def _buffered_input(environ: WSGIEnvironment, sock: socket.socket) -> bytes:
             unreader.buf = io.BytesIO()
             return data
         return b""
-    # werkzeug (http.server): wsgi.input is the BufferedReader over the socket; read1 returns what it holds.
-    if isinstance(stream, io.BufferedReader):
-        timeout = sock.gettimeout()
-        try:
-            sock.setblocking(False)  # with nothing buffered, read1 reads once: it must not wait
-            data = stream.read1(_RELAY_LIMIT)
-        except (OSError, ValueError):
-            data = b""
-        finally:
-            sock.settimeout(timeout)
-        return data or b""
+    # werkzeug (http.server): wsgi.input is the BufferedReader over the socket.
+    ahead = read_ahead(stream, sock)
+    if ahead is not None:
+        return ahead
     if stream is not None:
         logger.debug("wsgi.input is a %s: bytes it read ahead cannot be recovered", type(stream).__name__)
     return b""
-
-
-class _TLSRelay:
-    """Carries bytes between the server's ``SSLSocket`` and a socket pair whose other end the WebSocket uses.
-
-    One thread makes every TLS call (OpenSSL objects are not safe to use
-    from two threads at once). Each direction holds at most ``_RELAY_LIMIT``
-    bytes, so backpressure reaches the WebSocket (its writes wait on the
-    pair) and the client (TCP). When the WebSocket shuts its end for
-    writing (the server closes first, after the closing handshake), the relay
-    sends TLS close_notify and a FIN; :meth:`stop` ends it.
-    """
-
-    def __init__(self, tls: ssl.SSLSocket) -> None:
-        self.tls = tls
-        self.inner, self._outer = socket.socketpair()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._stopping: Optional[float] = None  # deadline for what the WebSocket wrote to get out
-        self._thread: Optional[threading.Thread] = None
-
-    def start(self, label: str) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"wsframe-{label}-tls", daemon=True)
-        self._thread.start()
-
-    def stop(self, linger: float) -> None:
-        """The WebSocket let go: flush what it wrote (at most ``linger`` s), drain, and end the thread."""
-        self._stopping = monotonic() + linger
-        try:
-            self._wake_w.send(b"\0")
-        except OSError:
-            pass
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(linger + 1.0)
-            if thread.is_alive():  # pragma: no cover - a relay stuck in a system call
-                logger.warning("%s: the TLS relay did not stop", thread.name)
-        self._wake_r.close()
-        self._wake_w.close()
-
-    def _run(self) -> None:
-        tls, outer = self.tls, self._outer
-        timeout = tls.gettimeout()
-        sel = selectors.DefaultSelector()
-        down = bytearray()  # decrypted from the client, for the WebSocket
-        up = bytearray()  # from the WebSocket, for the client
-        retry: Optional[bytes] = None  # a TLS write to repeat exactly (SSL_ERROR_WANT_WRITE)
-        tls_in = tls_out = True  # the client may still send / we may still send to it
-        outer_in = outer_out = True  # the WebSocket may still write / still take bytes
-        down_shut = False
-        registered: Dict[int, int] = {}
-
-        def interest(fileobj: socket.socket, mask: int) -> None:
-            fd = fileobj.fileno()
-            old = registered.get(fd, 0)
-            if mask == old:
-                return
-            if not mask:
-                sel.unregister(fileobj)
-                del registered[fd]
-            elif not old:
-                sel.register(fileobj, mask)
-                registered[fd] = mask
-            else:
-                sel.modify(fileobj, mask)
-                registered[fd] = mask
-
-        try:
-            tls.setblocking(False)
-            outer.setblocking(False)
-            sel.register(self._wake_r, selectors.EVENT_READ)
-            while True:
-                progress = True
-                while progress:
-                    progress = False
-                    # client -> WebSocket (recv also returns what OpenSSL already decrypted: pending())
-                    while tls_in and len(down) < _RELAY_LIMIT:
-                        try:
-                            data = tls.recv(_RELAY_CHUNK)
-                        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                            break
-                        except OSError:  # close_notify, EOF without it, a reset, a TLS error
-                            data = b""
-                        if not data:
-                            tls_in = False
-                            break
-                        down += data
-                        progress = True
-                    if down and outer_out:
-                        try:
-                            n = outer.send(down)
-                        except BlockingIOError:
-                            n = 0
-                        except OSError:  # the WebSocket is gone: nobody will read these
-                            n, outer_out = 0, False
-                            down.clear()
-                        if n:
-                            del down[:n]
-                            progress = True
-                    if not outer_out:
-                        down.clear()
-                    if not tls_in and not down and not down_shut:
-                        down_shut = True
-                        _shutdown(outer, socket.SHUT_WR)  # the WebSocket sees the client's EOF
-                    # WebSocket -> client
-                    while outer_in and len(up) < _RELAY_LIMIT:
-                        try:
-                            data = outer.recv(_RELAY_CHUNK)
-                        except BlockingIOError:
-                            break
-                        except OSError:
-                            data = b""
-                        if not data:
-                            outer_in = False
-                            break
-                        up += data
-                        progress = True
-                    while tls_out and (retry is not None or up):
-                        chunk = retry if retry is not None else bytes(up[:_RELAY_CHUNK])
-                        try:
-                            n = tls.send(chunk)
-                        except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
-                            retry = chunk
-                            break
-                        except OSError:  # the client is gone
-                            tls_out = tls_in = False
-                            retry = None
-                            up.clear()
-                            break
-                        retry = None
-                        del up[:n]
-                        progress = True
-                    if not tls_out:
-                        up.clear()
-                    if tls_out and not outer_in and not up and retry is None:
-                        tls_out = False  # the WebSocket closed its side: so do we, TLS first
-                        try:
-                            tls.unwrap()  # sends close_notify; without the client's yet, "want read"
-                        except (OSError, ValueError):
-                            pass
-                        else:
-                            tls_in = False  # both close_notify done: the socket is plain now
-                        _shutdown(tls, socket.SHUT_WR)
-                        progress = True
-                stopping = self._stopping
-                if stopping is not None and (
-                    (not outer_in and not up and retry is None) or not tls_out or monotonic() >= stopping
-                ):
-                    break
-                if not tls_in and not tls_out and not outer_in and not outer_out:
-                    break
-                if not tls_in and not tls_out and not outer_in and down_shut and not down:
-                    break
-                mask_tls = (selectors.EVENT_READ if tls_in and len(down) < _RELAY_LIMIT else 0) | (
-                    selectors.EVENT_WRITE if tls_out and (retry is not None or up) else 0)
-                mask_outer = (selectors.EVENT_READ if outer_in and len(up) < _RELAY_LIMIT else 0) | (
-                    selectors.EVENT_WRITE if outer_out and down else 0)
-                interest(tls, mask_tls)
-                interest(outer, mask_outer)
-                wait = None if stopping is None else max(0.0, stopping - monotonic())
-                for key, _ in sel.select(wait):
-                    if key.fileobj is self._wake_r:
-                        try:
-                            self._wake_r.recv(64)
-                        except OSError:
-                            pass
-        except Exception:  # pragma: no cover - never leave the WebSocket waiting on a dead relay
-            logger.exception("TLS relay failed")
-        finally:
-            sel.close()
-            _drain(tls)
-            outer.close()
-            try:
-                tls.settimeout(timeout)
-            except OSError:
-                pass
-
-
-def _shutdown(sock: socket.socket, how: int) -> None:
-    """TCP shutdown without touching an SSLSocket's TLS state (its own shutdown() forgets it)."""
-    try:
-        socket.socket.shutdown(sock, how)
-    except OSError:
-        pass
