@@ -10,7 +10,9 @@ Every wait is bounded: ``--open-timeout`` and ``--close-timeout`` go to
 connect(), and each case gets at most ``--case-timeout`` seconds of reading
 before the driver closes it itself (wstest then judges what it saw). Keepalive
 pings are off (``ping_interval=None``): a ping of ours would be traffic no case
-expects. Nothing here judges a case; wstest does. The exit status is non-zero
+expects. permessage-deflate is offered without asking for a server window (the
+cases of 13.* choose it) and every message is compressed (no threshold), so
+that 12.* and 13.* exercise our compressor as well as our inflater. Nothing here judges a case; wstest does. The exit status is non-zero
 only when the driver itself could not run (no case count, no report update).
 
     python compliance/client.py --url ws://127.0.0.1:9001 --agent wsframe-client-python --backend python
@@ -113,6 +115,7 @@ def main(argv: Optional[list] = None) -> int:
     options: Dict[str, Any] = dict(
         backend=args.backend, max_message_size=args.max_size or None, open_timeout=args.open_timeout,
         close_timeout=args.close_timeout, ping_interval=None, proxy=None,
+        compression=wsframe.Deflate(peer_max_window_bits=None, threshold=0),
     )
     log(f"client, backend {args.backend} (wsframe {wsframe.__version__}, Python {sys.version.split()[0]}),"
         f" agent {args.agent}, options {options}")
