@@ -3,9 +3,11 @@ the handshake module still offers for them."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wsframe.protocol import handshake as hs
 from wsframe.protocol import http11
@@ -98,3 +100,97 @@ def test_a_status_outside_100_599_is_a_malformed_status_line(line: bytes, backen
     conn = ClientConnection("example.com", "/", backend=backend.name)
     conn.receive_data(line + b"\r\n\r\n")
     assert [tuple(e) for e in conn.events()] == [(0, "malformed status line"), (1006, "malformed status line")]
+
+
+# docs/fuzzing.md F4: a refusal must not depend on how the head is split into reads. Each limit is crossed
+# at one byte of the stream (the head at its byte number max_size + 1; a line at its first byte past max_line
+# that is not the CR of its CR LF; the header count, like a malformed line, at the LF ending the line), the
+# first crossed is reported, and the head size first when two are crossed at the same byte.
+
+_START = b"GET / HTTP/1.1\r\n"  # 16 bytes: a line of max_line=16 fits, with room for nothing more
+_FIELDS_16 = b"A: 1234567890123\r\nB: 1234567890123\r\n"  # two lines of 16 bytes: the head is 52 bytes
+
+
+def _verdict(pieces: Iterable[bytes], limits: tuple[int, int, int]) -> tuple[object, ...]:
+    """The refusal (status, reason) of a head fed in ``pieces``, or what the reader made of it."""
+    reader = http11.HeadReader(*limits)
+    try:
+        for piece in pieces:
+            reader.feed(piece)
+    except HandshakeError as exc:
+        return (exc.status, exc.reason)
+    return (reader.complete, reader.start_line, reader.headers.items(), reader.rest if reader.complete else b"")
+
+
+def _chunkings(data: bytes) -> Iterable[list[bytes]]:
+    """One read, every byte in its own read, and two reads split at every point."""
+    yield [data]
+    yield [data[i:i + 1] for i in range(len(data))]
+    for i in range(len(data) + 1):
+        yield [data[:i], data[i:]]
+
+
+_TOO_LARGE = (431, "request head too large")
+_TOO_LONG = (431, "header line too long")
+_TOO_MANY = (431, "too many headers")
+
+
+@pytest.mark.parametrize("data,limits,expected", [
+    # F4's reproducer: the head is too large at byte 60, the X line too long only at byte 68.
+    (_START + _FIELDS_16 + b"X: " + b"a" * 40 + b"\r\n\r\n", (16, 3, 60), _TOO_LARGE),
+    (_START + _FIELDS_16 + b"X: " + b"a" * 40 + b"\r\n\r\n", (16, 3, 70), _TOO_LONG),
+    (_START + b"X: " + b"a" * 40 + b"\r\n\r\n", (16, 3, 60), _TOO_LONG),  # line at byte 32
+    (b"GET /" + b"a" * 60 + b" HTTP/1.1\r\n\r\n", (16, 3, 30), _TOO_LONG),  # the request line, at byte 16
+    (b"GET /" + b"a" * 60 + b" HTTP/1.1\r\n\r\n", (16, 3, 16), _TOO_LARGE),  # same byte: the head size
+    # The 4th header's LF is byte 39; the Z line would be too long at 56 and the head too large at 60.
+    (_START + b"A: 1\r\n" * 4 + b"Z: " + b"z" * 40 + b"\r\n\r\n", (16, 3, 60), _TOO_MANY),
+    (_START + b"A: 1\r\n" * 4 + b"\r\n", (16, 3, 39), _TOO_LARGE),  # the same byte: the head size
+    (_START + b"A: 1\r\n" * 4 + b"\r\n", (16, 3, 40), _TOO_MANY),
+    # 17 bytes and a bare LF: too long at the 17th byte (32), before the LF (33) crosses max_size.
+    (_START + b"X: " + b"a" * 14 + b"\n\r\n", (16, 3, 33), _TOO_LONG),
+    # 16 bytes and CR LF fit: the LF (33) crosses max_size only.
+    (_START + b"X: " + b"a" * 13 + b"\r\n\r\n", (16, 3, 33), _TOO_LARGE),
+    (_START + b"X: " + b"a" * 13 + b"\r\n\r\n", (16, 3, 34), _TOO_LARGE),  # the blank line's CR
+    (_START + b"X: " + b"a" * 13 + b"\r\n\r\n", (16, 3, 36), (True, "GET / HTTP/1.1", [("X", "a" * 13)], b"")),
+    # A CR at byte 16 of a line that is not followed by LF: too long at the byte after it (33).
+    (_START + b"X: " + b"a" * 13 + b"\rb\r\n\r\n", (16, 3, 34), _TOO_LONG),
+    (_START + b"X: " + b"a" * 13 + b"\rb\r\n\r\n", (16, 3, 33), _TOO_LARGE),
+    # A malformed line is judged at its LF: a limit crossed before it wins, one crossed after loses.
+    (_START + b"X: \x00" + b"a" * 30 + b"\r\n\r\n", (16, 3, 60), _TOO_LONG),
+    (_START + b"X: \x00\r\nY: " + b"a" * 50 + b"\r\n\r\n", (16, 3, 40), (400, "control character in head")),
+    (_START + b"A: 1\r\n\r\n", (16, 3, 23), _TOO_LARGE),  # the last LF of the head
+    (b"\r\n" * 20 + _START + b"\r\n", (16, 3, 40), _TOO_LARGE),  # blank lines before the start line count
+    (_START + b"A: 1\n\nrest", (16, 3, 22), (True, "GET / HTTP/1.1", [("A", "1")], b"rest")),
+])
+def test_a_head_gets_the_same_verdict_however_it_is_split(
+    data: bytes, limits: tuple[int, int, int], expected: tuple[object, ...]
+) -> None:
+    """The first limit crossed in the stream is reported, in one read, byte by byte, or in two reads."""
+    for pieces in _chunkings(data):
+        assert _verdict(pieces, limits) == expected, pieces
+
+
+_HEAD_PIECES = st.sampled_from([
+    b"a", b"a" * 7, b":", b" ", b"\r", b"\n", b"\r\n", b"\x00", b"A: 1\r\n", b"B:2\n", _START,
+])
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(_HEAD_PIECES, max_size=30).map(b"".join),
+    st.tuples(st.integers(0, 24), st.integers(0, 4), st.integers(0, 100)),
+    st.lists(st.integers(0, 400), max_size=8),
+)
+def test_the_verdict_on_any_head_does_not_depend_on_the_reads(
+    data: bytes, limits: tuple[int, int, int], cuts: list[int]
+) -> None:
+    bytewise = _verdict([data[i:i + 1] for i in range(len(data))], limits)
+    bounds = [0, *sorted(c for c in cuts if c <= len(data)), len(data)]
+    assert _verdict([data[a:b] for a, b in zip(bounds, bounds[1:])], limits) == bytewise
+    assert _verdict([data], limits) == bytewise
+
+
+def test_a_negative_head_limit_is_refused() -> None:
+    for limits in ((-1, 3, 60), (16, -1, 60), (16, 3, -1)):
+        with pytest.raises(ValueError):
+            http11.HeadReader(*limits)

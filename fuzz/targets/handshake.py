@@ -211,7 +211,8 @@ def client_mode(fdp: atheris.FuzzedDataProvider) -> None:
     elif first[0] == "Rejected":
         if first[1] == 101 or not (first[1] == 0 or 100 <= first[1] <= 999):
             finding("handshake.client.status", f"Rejected with status {first[1]}: {first!r:.200}")
-        if len(events) != 1:
+        # The state machine ends every refusal with Closed(1006, the same reason), and nothing else.
+        if events[1:] != [("Closed", 1006, first[2])]:
             finding("handshake.client.after-reject", f"events after Rejected: {events!r:.300}")
     else:
         finding("handshake.client.first-event", f"first event {first!r:.200}")

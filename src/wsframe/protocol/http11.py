@@ -44,6 +44,7 @@ _TARGET = re.compile(r"[\x21\x22\x24-\x7e]+")  # visible ASCII except '#': no fr
 _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 _VERSION = re.compile(r"HTTP/([0-9])\.([0-9])")
 _STATUS_LINE = re.compile(r"HTTP/[0-9]\.[0-9] ([0-9]{3})(?: (.*))?")
+_CR = 0x0D
 
 
 class Headers:
@@ -217,12 +218,15 @@ class HeadReader:
     Lines end in CRLF; a bare LF is tolerated, as most servers do. Empty lines
     before the start line are skipped (RFC 7230 section 3.5). Each byte is
     scanned once, and at most ``max_size`` bytes of head are ever buffered:
-    431 beyond a limit, 400 for a malformed line (as :class:`HandshakeError`).
+    431 beyond a limit, 400 for a malformed line (as :class:`HandshakeError`),
+    the first in byte order, whatever the reads the head came in.
     """
 
     def __init__(
         self, max_line: int = DEFAULT_MAX_LINE, max_headers: int = DEFAULT_MAX_HEADERS, max_size: int = DEFAULT_MAX_SIZE
     ) -> None:
+        if min(max_line, max_headers, max_size) < 0:
+            raise ValueError(f"negative head limit: {max_line}, {max_headers}, {max_size}")
         self.max_line = max_line
         self.max_headers = max_headers
         self.max_size = max_size
@@ -239,7 +243,12 @@ class HeadReader:
         return bytes(self._rest)
 
     def feed(self, data: bytes) -> bool:
-        """Consume ``data``; True once the head is complete. Later bytes go to ``rest``."""
+        """Consume ``data``; True once the head is complete. Later bytes go to ``rest``.
+
+        The verdict depends on the bytes only, never on how they are split into
+        reads: each limit is judged at the byte that crosses it (:meth:`_check_limits`)
+        and a line's content when its LF arrives, so the first refusal in the stream wins.
+        """
         if self.complete:
             self._rest += data
             return True
@@ -250,27 +259,42 @@ class HeadReader:
             budget = self.max_line + 2 - len(self._partial)
             end = data.find(b"\n", start, start + budget)
             if end < 0:
-                tail = len(data) - start
-                if tail >= budget:
-                    raise HandshakeError(431, "header line too long")
-                if self._size + len(self._partial) + tail > self.max_size:
-                    raise HandshakeError(431, "request head too large")
-                self._partial += data[start:]
+                self._check_limits(data[start:start + budget], ended=False)
+                self._partial += data[start:]  # shorter than budget, or _check_limits raised
                 return False
-            line = bytes(self._partial) + data[start:end]
+            piece = data[start:end]
+            self._check_limits(piece, ended=True)
+            line = bytes(self._partial) + piece
             self._partial.clear()
-            start = end + 1
             self._size += len(line) + 1
-            if self._size > self.max_size:
-                raise HandshakeError(431, "request head too large")
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if len(line) > self.max_line:
-                raise HandshakeError(431, "header line too long")
-            if self._take_line(line):
+            start = end + 1
+            if self._take_line(line[:-1] if line.endswith(b"\r") else line):
                 self.complete = True
                 self._rest += data[start:]
                 return True
+
+    def _check_limits(self, piece: bytes, ended: bool) -> None:
+        """Raise 431 if the current line (``_partial`` + ``piece``, then LF if ``ended``) crosses a limit.
+
+        The line is too long at its first byte past ``max_line`` that is not the CR
+        of its CR LF; the head is too large at its byte number ``max_size + 1``. The
+        one crossed first is reported, the head size when both are at the same byte,
+        so that the reason cannot depend on where a read ends (docs/fuzzing.md F4).
+        """
+        held = len(self._partial)
+        length = held + len(piece)  # bytes of the line before its LF, as far as known
+        too_long_at: int | None = None  # offset in the line of the byte that makes it too long
+        if length > self.max_line:
+            first_over = self._partial[self.max_line] if held > self.max_line else piece[self.max_line - held]
+            if first_over != _CR:
+                too_long_at = self.max_line
+            elif length > self.max_line + 1:  # that CR is not followed by LF
+                too_long_at = self.max_line + 1
+        too_large_at = self.max_size - self._size  # offset in the line of head byte max_size + 1
+        if too_large_at < length + int(ended) and (too_long_at is None or too_large_at <= too_long_at):
+            raise HandshakeError(431, "request head too large")
+        if too_long_at is not None:
+            raise HandshakeError(431, "header line too long")
 
     def _take_line(self, line: bytes) -> bool:
         """Process one line without its terminator; True at the blank line ending the head."""
