@@ -38,7 +38,7 @@ from ..protocol import handshake as hs
 from ..protocol.connection import Connection, State
 from ..protocol.constants import CLOSE_ABNORMAL, CLOSE_INTERNAL_ERROR, CLOSE_POLICY_VIOLATION
 from ..protocol.errors import ConnectionClosed, InvalidState
-from ..protocol.events import BinaryMessage, Closed, Pong, TextMessage
+from ..protocol.events import BinaryMessage, Closed, Event, Pong, TextMessage
 from .maintenance import Maintenance
 from .timers import Timers
 from .transport import HOLD_MAX, Transport
@@ -57,11 +57,6 @@ _ids = itertools.count(1)
 CLOSE_SLOW_CONSUMER = CLOSE_POLICY_VIOLATION
 
 
-def _backlog(conn: Connection) -> bool:
-    """True when the protocol holds received input not turned into events yet."""
-    return conn.has_pending_input
-
-
 class WebSocket:
     """One WebSocket connection, used with blocking calls.
 
@@ -74,7 +69,8 @@ class WebSocket:
     __slots__ = (
         "id", "remote_address", "request", "response", "_options", "_lock", "_read_lock", "_cond",
         "_closed_event", "_messages", "_messages_size", "_conn", "transport", "timers", "_ended", "_local", "_sent_close",
-        "_fragmenting", "_pings", "_pong_watch", "_reader", "_release_on_close", "__weakref__",
+        "_fragmenting", "_pings", "_pong_watch", "_reader", "_release_on_close", "_events", "_more",
+        "__weakref__",
     )
 
     def __init__(
@@ -102,6 +98,12 @@ class WebSocket:
         self._messages: Deque[Data] = deque()  # read on the handler's behalf (timers, closing)
         self._messages_size = 0  # their bytes: reading on behalf stops above a bound
         self._conn: Optional[Connection] = None
+        # The protocol's events() generator, kept across pulls: a message at a time without a new
+        # generator (and its close) per message; None once exhausted, a new one for the next pull.
+        self._events: Optional[Iterator[Event]] = None
+        # conn.has_pending_input as the last message was taken (False after any other pull): send()
+        # holds a reply for batching only when more input was already there.
+        self._more = False
         self.transport = Transport(
             sock, maintenance, self._lock, write_limit=options.write_limit, on_lost=self._lost_locked,
             on_progress=self._notify_locked, nonblocking=nonblocking, owns_socket=owns_socket, label=self.id,
@@ -200,6 +202,17 @@ class WebSocket:
         once the connection is over (after every message received before the
         end was returned) and ``TimeoutError`` after ``timeout`` seconds.
         """
+        lock = self._lock
+        lock.acquire()  # a message already here needs no read lock (acquire/release: half the cost of `with`)
+        try:
+            message = self._next_message_locked()
+            if message is not None:
+                self._reader = threading.get_ident()
+                if self._pings:
+                    self._watch_for_pongs_locked()
+                return message
+        finally:
+            lock.release()
         deadline = None if timeout is None else monotonic() + timeout
         if not self._read_lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
             raise TimeoutError(f"{self.id}: recv() timed out")
@@ -247,16 +260,34 @@ class WebSocket:
 
     def _next_message_locked(self) -> Optional[Data]:
         """The next message, taking events from the protocol up to it; None when none is complete."""
-        if self._messages:
+        self._more = False
+        if self._messages:  # read on behalf: whatever the protocol had is in the queue
             queued = self._messages.popleft()
             self._messages_size -= len(queued)
             return queued
         conn = self._conn
         if conn is None or self._ended:
             return None
-        message = self._pull_locked(until_message=True)
-        if message is not None and not _backlog(conn):  # the last one received: held replies go out now
-            self.transport.write_locked(b"")
+        events = self._events
+        if events is None:
+            events = self._events = conn.events()
+        event = next(events, None)
+        if event is None:  # nothing new: what the protocol may have left to write, then wait
+            self._events = None
+            self._answer_locked(conn)
+            return None
+        kind = type(event)
+        if kind is TextMessage or kind is BinaryMessage:
+            # The common case, a message first: the protocol wrote nothing on its own for it (it
+            # answers control frames and failures only, and each of those comes with its own event).
+            message: Optional[Data] = event.data  # type: ignore[union-attr]
+        else:
+            self._on_event_locked(event, kind)
+            message = self._pull_locked(until_message=True)  # on the same events, answers written
+        if message is not None:
+            more = self._more = conn.has_pending_input
+            if not more:  # the last one received: held replies go out now
+                self.transport.write_locked(b"")
         return message
 
     def _feed(self, n: int) -> None:
@@ -278,7 +309,10 @@ class WebSocket:
         conn = self._conn
         assert conn is not None
         message: Optional[Data] = None
-        for event in conn.events():
+        events = self._events
+        if events is None:
+            events = self._events = conn.events()
+        for event in events:
             kind = type(event)
             if kind is TextMessage or kind is BinaryMessage:
                 data: Data = event.data  # type: ignore[union-attr]
@@ -287,16 +321,28 @@ class WebSocket:
                     break
                 self._messages.append(data)
                 self._messages_size += len(data)
-            elif kind is Pong:
-                self._on_pong_locked(event.payload)  # type: ignore[union-attr]
-            elif kind is Closed:
-                self._on_closed_locked()
+            else:
+                self._on_event_locked(event, kind)
+        else:
+            self._events = None  # exhausted: the next pull starts a new one
+        self._more = False
+        self._answer_locked(conn)
+        return message
+
+    def _on_event_locked(self, event: Event, kind: type) -> None:
+        """Act on an event other than a message (pings are answered by the protocol itself)."""
+        if kind is Pong:
+            self._on_pong_locked(event.payload)  # type: ignore[union-attr]
+        elif kind is Closed:
+            self._on_closed_locked()
+
+    def _answer_locked(self, conn: Connection) -> None:
+        """Write what the protocol answered on its own (pongs, close replies); our FIN when it is time."""
         out = conn.data_to_send()
         if out:
             self.transport.write_locked(out)
         if conn.should_close_transport:
             self.transport.close_after_flush_locked()
-        return message
 
     def _on_pong_locked(self, payload: bytes) -> None:
         pings = self._pings
@@ -374,10 +420,14 @@ class WebSocket:
         go out before :meth:`recv` hands over the last waiting message (or
         reads the socket), at 64 KiB, and before anything else is written.
         """
-        with self._lock:
-            self._wait_own_turn_locked()
+        lock = self._lock
+        lock.acquire()  # once per message: acquire/release cost half of `with`
+        try:
+            if self._fragmenting is not None:
+                self._wait_own_turn_locked()
             conn = self._conn
-            if self.transport.dead or conn is None:
+            transport = self.transport
+            if transport.dead or conn is None:
                 raise self._closed_error()
             try:
                 frame = conn.send(message)
@@ -386,15 +436,16 @@ class WebSocket:
                     raise
                 raise self._closed_error() from None
             if (
-                len(frame) < HOLD_MAX
+                self._more  # more input already here (as of the handler's last recv)
+                and len(frame) < HOLD_MAX
                 and self._options.batch_writes
                 and self._reader == threading.get_ident()
-                and not self.transport.backlogged
-                and _backlog(conn)
+                and transport.hold_unless_backlogged_locked(frame)
             ):
-                self.transport.hold_locked(frame)
                 return
             self._send_frame_locked(frame)
+        finally:
+            lock.release()
 
     def send_fragments(self, fragments: Iterable[Sendable]) -> None:
         """Send one message in pieces, a frame per item (all str, or all bytes-like).
@@ -669,6 +720,7 @@ class WebSocket:
                 self.timers.cancel_locked()
                 self._wake_waiters_locked()
                 self._pong_watch = False
+                self._events = None
             self.transport.release(self._options.close_timeout or 10.0)
         finally:
             self._read_lock.release()
@@ -731,6 +783,7 @@ class WebSocket:
         if response:
             self.transport.write_locked(response)
         self._conn = conn
+        self._events = None
         self.timers.opened_locked()
 
     def respond_and_end_locked(self, data: bytes) -> None:

@@ -274,6 +274,16 @@ class Transport:
         if self._held_size >= HOLD_MAX:
             self.write_locked(b"")
 
+    def hold_unless_backlogged_locked(self, frame: bytes) -> bool:
+        """:meth:`hold_locked`, unless bytes already wait for the socket (then False: write it instead)."""
+        if self._out:
+            return False
+        self._held.append(frame)
+        self._held_size += len(frame)
+        if self._held_size >= HOLD_MAX:
+            self.write_locked(b"")
+        return True
+
     @property
     def holding(self) -> bool:
         """True while frames are held back (see :meth:`hold_locked`)."""
