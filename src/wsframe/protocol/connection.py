@@ -228,7 +228,10 @@ class Connection:
 
     @property
     def state(self) -> State:
-        """Where the connection is: read-only, it changes by :data:`TRANSITIONS` alone."""
+        """Where the connection is: read-only, it changes by :data:`TRANSITIONS` alone.
+
+        (Inside the class, the hot paths read ``_state``: a property costs a call per message.)
+        """
         return self._state
 
     def _transition(self, trigger: Trigger, code: int = CLOSE_ABNORMAL, reason: str = "") -> None:
@@ -262,9 +265,9 @@ class Connection:
         """
         if not data:
             self._eof = True
-        elif self.state is State.CLOSED:
+        elif self._state is State.CLOSED:
             pass
-        elif self.state is not State.CONNECTING and not self._incoming:
+        elif self._state is not State.CONNECTING and not self._incoming:
             # Parse now, straight from the caller's buffer (frames own their payloads);
             # turning frames into events stays lazy, in events().
             self._frames.extend(self._reader_for_open().feed(data))
@@ -287,11 +290,11 @@ class Connection:
                 except ProtocolError as exc:  # from an extension: bad compressed data, too big inflated
                     self._fail(exc.code, exc.reason)
                 continue
-            if self.state is State.CONNECTING:
+            if self._state is State.CONNECTING:
                 if not self._handshake_step():
                     return
                 continue
-            if self.state is State.CLOSED:
+            if self._state is State.CLOSED:
                 self._incoming.clear()
                 return
             if self._reader is not None and self._reader.error is not None:
@@ -318,7 +321,7 @@ class Connection:
         The server closes first after a closing handshake (RFC 6455 7.1.1); a
         client waits for the server, unless the connection failed or hit EOF.
         """
-        return self.state is State.CLOSED and (not self.client or self._eof or self._failed)
+        return self._state is State.CLOSED and (not self.client or self._eof or self._failed)
 
     @property
     def has_pending_input(self) -> bool:
@@ -327,7 +330,7 @@ class Connection:
         Drivers use it to tell whether more messages are already here (to
         batch their replies) without taking the next event.
         """
-        return bool(self._ready or self._frames or self._incoming)
+        return True if (self._ready or self._frames or self._incoming) else False
 
     def _reader_for_open(self) -> FrameReader:
         if self._reader is None:
@@ -355,14 +358,14 @@ class Connection:
         if opcode == OP_PING:
             # RFC 6455 5.5.2: answer "unless it already received a Close frame", so
             # also while CLOSING (our close sent, the peer's not seen yet).
-            if self.auto_pong and self.state is not State.CLOSED:
+            if self.auto_pong and self._state is not State.CLOSED:
                 self._outgoing += self._frame(OP_PONG, payload)
             self._ready.append(Ping(payload))
         elif opcode == OP_PONG:
             self._ready.append(Pong(payload))
         elif opcode == OP_CLOSE:
             self._on_close(payload)
-        elif self.state is State.OPEN:  # after our close, data frames are discarded
+        elif self._state is State.OPEN:  # after our close, data frames are discarded
             if self.extensions:
                 payload = self._decode(opcode, frame.fin, frame.rsv, payload)
             self._on_data(opcode, frame.fin, payload)
@@ -543,9 +546,9 @@ class Connection:
         bytes of UTF-8. Incoming data frames are discarded from now on.
         """
         payload = _close_payload(code, reason)
-        if self.state is State.CONNECTING:
+        if self._state is State.CONNECTING:
             raise InvalidState("cannot close before the handshake completes")
-        if self._close_sent or self.state is State.CLOSED:
+        if self._close_sent or self._state is State.CLOSED:
             raise InvalidState("the connection is already closing or closed")
         frame = self._frame(OP_CLOSE, payload)
         self._transition(Trigger.CLOSE_SENT)
@@ -553,8 +556,8 @@ class Connection:
         return frame
 
     def _check_can_send(self, control: bool = False, fragment: bool = False) -> None:
-        if self.state is not State.OPEN:
-            raise InvalidState(f"cannot send in state {self.state.name}")
+        if self._state is not State.OPEN:
+            raise InvalidState(f"cannot send in state {self._state.name}")
         if not control and not fragment and self._sending_fragments is not None:
             raise InvalidState("a fragmented message is being sent: finish it first")
 
@@ -674,7 +677,7 @@ class ServerConnection(Connection):
         For taking over a connection from an existing server: the request gets
         the same checks and gives the same events as one arriving as bytes.
         """
-        if self.request is not None or self._head.complete or self._incoming or self.state is not State.CONNECTING:
+        if self.request is not None or self._head.complete or self._incoming or self._state is not State.CONNECTING:
             raise InvalidState("the connection already has its request")
         if not isinstance(request, hs.Request):  # a plain http11.Request: read it as a handshake
             request = hs.Request(request.method, request.target, request.version, request.headers)
