@@ -289,3 +289,38 @@ def test_a_pong_goes_out_before_the_reply_to_a_later_message(backend: Any, style
             got.extend(e for e in conn.events() if type(e).__name__ in ("Pong", "TextMessage"))
         sock.close()
     assert [type(e).__name__ for e in got] == ["Pong", "TextMessage"]
+
+
+def test_compression_per_message_and_the_agreed_extension(backend: Any, style: str) -> None:
+    """send(compress=...) overrides the threshold, in both styles; the agreed parameters are visible."""
+    from wsframe.protocol.deflate import ClientDeflateFactory, PerMessageDeflate
+
+    seen: List[Any] = []
+
+    class Sender(EventHandler):
+        def on_connect(self) -> None:
+            seen.append(self.ws.extensions)
+            self.send("small but compressed", compress=True)
+            self.send("large, sent plain " * 100, compress=False)
+            self.send("large, compressed " * 100)
+
+    with running(Sender, backend, style) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        conn = ClientConnection(f"127.0.0.1:{server.port}", "/", extensions=[ClientDeflateFactory()],
+                                backend=backend.name)
+        sock.sendall(conn.handshake_request())
+        reader = backend.FrameReader(require_mask=False, allowed_rsv=4, validate_utf8=False)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(65536)
+        frames = reader.feed(head.split(b"\r\n\r\n", 1)[1])
+        while len(frames) < 3:
+            data = sock.recv(65536)
+            assert data
+            frames += reader.feed(data)
+        sock.close()
+        assert [f.rsv for f in frames[:3]] == [4, 0, 4]
+        assert frames[1].payload == b"large, sent plain " * 100
+        assert wait_for(lambda: bool(seen))
+        (agreed,) = seen[0]
+        assert isinstance(agreed, PerMessageDeflate) and agreed.send_no_context and agreed.recv_bits == 12

@@ -144,29 +144,32 @@ class ReactorConnection:
     def __repr__(self) -> str:
         return f"<ReactorConnection {self.id} {self.remote_address}>"
 
-    def send(self, message: Sendable) -> None:
+    def send(self, message: Sendable, compress: Optional[bool] = None) -> None:
         """Queue one message (text for str, binary for bytes); it goes out at the end of the loop turn.
+
+        ``compress`` overrides the compression threshold for this message (see
+        :meth:`wsframe.WebSocket.send`).
 
         Never blocks. From another thread it is handed to the loop. Raises
         :class:`~wsframe.ConnectionClosed` once the connection is closing.
         """
         if not self.loop.in_loop():
-            self.loop.call_soon_threadsafe(lambda: self._send_quietly(message))
+            self.loop.call_soon_threadsafe(lambda: self._send_quietly(message, compress))
             return
         conn = self._conn
         if conn is None or self._closed:
             raise ConnectionClosed(*(self._local or (CLOSE_ABNORMAL, "")))
         try:
-            frame = conn.send(message)
+            frame = conn.send(message, compress)
         except InvalidState:
             if conn.state is State.OPEN:
                 raise
             raise ConnectionClosed(conn.close_code or CLOSE_ABNORMAL, conn.close_reason) from None
         self._queue(frame)
 
-    def _send_quietly(self, message: Sendable) -> None:
+    def _send_quietly(self, message: Sendable, compress: Optional[bool]) -> None:
         try:
-            self.send(message)
+            self.send(message, compress)
         except ConnectionClosed:
             pass
 

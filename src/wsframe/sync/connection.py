@@ -31,14 +31,15 @@ import socket
 import threading
 from collections import deque
 from time import monotonic
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, Optional, Tuple, Union
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from ..options import Options
 from ..protocol import handshake as hs
-from ..protocol.connection import Connection, State
+from ..protocol.connection import Connection, SharedMessage, State
 from ..protocol.constants import CLOSE_ABNORMAL, CLOSE_INTERNAL_ERROR, CLOSE_POLICY_VIOLATION
 from ..protocol.errors import ConnectionClosed, InvalidState
 from ..protocol.events import BinaryMessage, Closed, Event, Pong, TextMessage
+from ..protocol.extensions import Extension
 from .maintenance import Maintenance
 from .timers import Timers
 from .transport import HOLD_MAX, Transport
@@ -140,6 +141,12 @@ class WebSocket:
     def response_headers(self) -> Optional[hs.Headers]:
         """Headers of the server's 101 response (client side), or None."""
         return self.response.headers if self.response is not None else None
+
+    @property
+    def extensions(self) -> List[Extension]:
+        """The extensions agreed in the handshake: a :class:`~wsframe.protocol.deflate.PerMessageDeflate`
+        (its negotiated parameters as attributes) when compression is on, else none."""
+        return list(self._conn.extensions) if self._conn is not None else []
 
     @property
     def subprotocol(self) -> Optional[str]:
@@ -405,8 +412,12 @@ class WebSocket:
 
     # -- sending -----------------------------------------------------------------------
 
-    def send(self, message: Sendable) -> None:
+    def send(self, message: Sendable, compress: Optional[bool] = None) -> None:
         """Send one message: text for str, binary for bytes-like. Safe from any thread.
+
+        ``compress`` overrides the compression threshold for this message
+        (False: never compressed, True: compressed even if small) when
+        permessage-deflate was agreed.
 
         Returns once the frame is written or queued. While more than
         ``write_limit`` bytes wait for a slow peer it blocks (backpressure);
@@ -430,7 +441,7 @@ class WebSocket:
             if transport.dead or conn is None:
                 raise self._closed_error()
             try:
-                frame = conn.send(message)
+                frame = conn.send(message, compress)
             except InvalidState:
                 if conn.state is State.OPEN:
                     raise
@@ -447,8 +458,11 @@ class WebSocket:
         finally:
             lock.release()
 
-    def send_fragments(self, fragments: Iterable[Sendable]) -> None:
+    def send_fragments(self, fragments: Iterable[Sendable], compress: Optional[bool] = None) -> None:
         """Send one message in pieces, a frame per item (all str, or all bytes-like).
+
+        With permessage-deflate, the first piece decides whether the message is
+        compressed (its size against the threshold, or ``compress``).
 
         Nothing is sent for an empty iterable. If the iterable raises midway,
         the message cannot be completed: the connection is closed with 1011.
@@ -468,9 +482,9 @@ class WebSocket:
         complete = False
         try:
             for following in it:
-                self._send_fragment(current, False)
+                self._send_fragment(current, False, compress)
                 current = following
-            self._send_fragment(current, True)
+            self._send_fragment(current, True, compress)
             complete = True
         finally:
             with self._lock:
@@ -481,13 +495,13 @@ class WebSocket:
                     self._local = self._local or (CLOSE_INTERNAL_ERROR, "incomplete fragmented message")
                     self._start_closing_locked(CLOSE_INTERNAL_ERROR, "incomplete fragmented message")
 
-    def _send_fragment(self, data: Sendable, final: bool) -> None:
+    def _send_fragment(self, data: Sendable, final: bool, compress: Optional[bool]) -> None:
         with self._lock:
             conn = self._conn
             if self.transport.dead or conn is None:
                 raise self._closed_error()
             try:
-                frame = conn.send_fragment(data, final)
+                frame = conn.send_fragment(data, final, compress)
             except InvalidState:
                 raise self._closed_error() from None
             self._send_frame_locked(frame)
@@ -580,7 +594,7 @@ class WebSocket:
         if transport.dead:
             raise self._closed_error()
 
-    def send_encoded(self, frame: bytes) -> bool:
+    def send_encoded(self, frame: Union[bytes, SharedMessage]) -> bool:
         """Broadcast: queue a frame encoded once for many connections, never blocking.
 
         False when the connection cannot take it (closing, in the middle of a

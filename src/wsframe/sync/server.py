@@ -85,7 +85,7 @@ from typing import Any, Callable, Iterable, List, Optional, Set, Tuple, Union
 from ..options import Options
 from ..protocol import backend as _backend
 from ..protocol import handshake as hs
-from ..protocol.connection import encode_message
+from ..protocol.connection import SharedMessage
 from ..protocol.constants import CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_NORMAL
 from ..protocol.errors import ConnectionClosed
 from .connection import CLOSE_SLOW_CONSUMER, Data, WebSocket
@@ -345,13 +345,14 @@ class Server:
     ) -> int:
         """Send ``message`` to every open connection (or to ``connections``); return how many took it.
 
-        The frame is encoded once. Never blocks: each connection gets the
+        The frame is encoded once, and compressed once for the connections
+        whose compression keeps no context (per connection for the others). Never blocks: each connection gets the
         frame written or buffered, and a client already more than
         ``write_limit`` bytes behind is dropped (close 1008) instead, so one
         stuck client never delays the others. Connections that are closing, or
         in the middle of ``send_fragments()``, are skipped.
         """
-        frame = encode_message(message, self._frames.name)
+        frame = SharedMessage(message)
         targets = self.connections if connections is None else connections
         return sum(1 for ws in targets if ws.send_encoded(frame))
 
@@ -624,9 +625,9 @@ class EventHandler:
         if then is not None:
             then(result)
 
-    def send(self, message: Union[str, bytes]) -> None:
-        """Send a message to this connection."""
-        self.ws.send(message)
+    def send(self, message: Union[str, bytes], compress: Optional[bool] = None) -> None:
+        """Send a message to this connection (``compress``: see :meth:`WebSocket.send`)."""
+        self.ws.send(message, compress)
 
     def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         """Close this connection."""
