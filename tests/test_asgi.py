@@ -604,7 +604,7 @@ def test_send_backpressure_waits_for_the_transport(serve: Any) -> None:
     server = serve()
     n = 48
     with wsframe.connect(server.url(f"/flood?token=fl&n={n}"), proxy=None, open_timeout=5,
-                         max_message_size=None) as ws:
+                         max_message_size=None, compression=None) as ws:  # 1 MiB of 0xab would deflate to 1 KiB
         assert wait_for(lambda: any(p._write_paused for p in server.protocols()), 5)
         time.sleep(0.3)
         (proto,) = server.protocols()
