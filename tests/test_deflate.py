@@ -128,8 +128,11 @@ def test_server_negotiation_settings() -> None:
     assert answer(stateless, "permessage-deflate; client_max_window_bits") == (
         "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=15")
     context = deflate.SETTINGS["context"]
+    # Our own window (12) is not announced unasked: a smaller window than the client allows is always fine.
     assert answer(context, "permessage-deflate; client_max_window_bits") == (
-        "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12")
+        "permessage-deflate; client_max_window_bits=12")
+    assert answer(context, "permessage-deflate; server_max_window_bits=14") == (
+        "permessage-deflate; server_max_window_bits=12")
     # Asking for a window the client did not offer to limit is not possible: its window stays 15.
     _, agreed = ext.negotiate_server([ServerDeflateFactory(context)], hs.parse_extensions("permessage-deflate"))
     assert isinstance(agreed[0], PerMessageDeflate) and agreed[0].recv_bits == 15
@@ -173,7 +176,7 @@ CLIENT_TABLE = [
     ("permessage-deflate; server_max_window_bits=12", True),
     ("permessage-deflate; server_max_window_bits=9; client_max_window_bits=10", True),
     ("permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=8", True),
-    ("permessage-deflate", False),  # server_max_window_bits=12 was asked for: the answer must agree
+    ("permessage-deflate", True),  # server_max_window_bits=12 asked for, not answered: the server may use 15
     ("permessage-deflate; server_max_window_bits=13", False),  # more than offered
     ("permessage-deflate; server_max_window_bits=12; server_max_window_bits=12", False),
     ("permessage-deflate; server_max_window_bits=12; client_max_window_bits", False),  # a value is needed
@@ -194,6 +197,16 @@ def test_client_negotiation(answer: str, accepted: bool, backend: Any) -> None:
     else:
         assert isinstance(events[0], Rejected) and isinstance(events[-1], Closed)
         assert conn.extensions == []
+
+
+def test_client_inflates_a_full_window_when_the_server_ignores_its_request(backend: Any) -> None:
+    conn = ClientConnection("h", extensions=[ClientDeflateFactory()], backend=backend.name)
+    events_of(conn, client_response(conn, "permessage-deflate"))
+    (pmd,) = conn.extensions
+    assert isinstance(pmd, PerMessageDeflate) and pmd.recv_bits == 15
+    far = os.urandom(20000)
+    data = compress(far + b"-" + far)  # refers back 20 001 bytes: a 2**15 window
+    assert events_of(conn, raw_frame(0x2, data, rsv=RSV1)) == [BinaryMessage(far + b"-" + far)]
 
 
 def test_client_answer_without_extension_is_uncompressed(backend: Any) -> None:
@@ -316,6 +329,34 @@ def test_peer_ending_its_stream_with_a_final_block(backend: Any) -> None:
     assert [e.data for e in events_of(conn, data)] == ["first", "second"]
 
 
+def test_the_rfc_7692_example_of_a_final_block_then_an_empty_stored_block(backend: Any) -> None:
+    """RFC 7692 7.2.3.4: "Hello" in a BFINAL block, then 0x00, completed by the receiver's trailer."""
+    conn, _ = open_server(backend)
+    assert events_of(conn, raw_frame(0x1, bytes.fromhex("f348cdc9c9070000"), rsv=RSV1, key=KEY)) == [
+        TextMessage("Hello")]
+
+
+def test_context_is_kept_across_a_final_block(backend: Any) -> None:
+    """BFINAL ends the peer's deflate stream, not its window (RFC 7692 7.2.2): the next message may refer back."""
+    conn, _ = open_server(backend)
+    text = b"the quick brown fox jumps over the lazy dog " * 15
+    later = zlib.compressobj(6, zlib.DEFLATED, -15, zdict=text)
+    refers_back = compress(text, obj=later)
+    assert len(refers_back) < 20
+    data = raw_frame(0x2, compress(text, final=True), rsv=RSV1, key=KEY) + raw_frame(0x2, refers_back, rsv=RSV1, key=KEY)
+    assert events_of(conn, data) == [BinaryMessage(text), BinaryMessage(text)]
+
+
+def test_data_after_a_final_block_fails_at_once(backend: Any) -> None:
+    """Not at the end of the message: the first frame after the final block that carries data fails it."""
+    conn, _ = open_server(backend)
+    first = raw_frame(0x2, compress(b"x", final=True), fin=False, rsv=RSV1, key=KEY)
+    events = events_of(conn, first + raw_frame(0x0, b"", fin=False, key=KEY))
+    assert events == []  # empty frames after it are fine
+    events = events_of(conn, raw_frame(0x0, b"AAAAAAAA", fin=False, key=KEY))
+    assert events[-1].code == 1007
+
+
 def test_empty_compressed_message(backend: Any) -> None:
     conn, _ = open_server(backend)
     data = raw_frame(0x1, b"\x00", rsv=RSV1, key=KEY) + raw_frame(0x2, compress(b""), rsv=RSV1, key=KEY)
@@ -366,6 +407,11 @@ def test_inflated_size_limit(size: int, backend: Any) -> None:
         assert events == [BinaryMessage(data)]
     else:
         assert events[-1].code == 1009
+
+
+def test_a_huge_limit_does_not_overflow_the_compiled_reader(backend: Any) -> None:
+    conn, _ = open_server(backend, max_message_size=2**63 - 1)
+    assert events_of(conn, raw_frame(0x2, compress(b"fine"), rsv=RSV1, key=KEY)) == [BinaryMessage(b"fine")]
 
 
 def test_uncompressed_message_over_the_limit_on_a_deflate_connection(backend: Any) -> None:

@@ -338,7 +338,7 @@ class Connection:
             if self.extensions and wire_limit is not None:
                 # Incompressible data grows a little when deflated: a message of exactly the limit
                 # must still get in. What it decodes to is held to the exact limit by _decode.
-                wire_limit += wire_limit // 8 + 64
+                wire_limit = min(wire_limit + wire_limit // 8 + 64, 2**62)  # (a C long in the compiled reader)
             self._reader = self._backend.FrameReader(
                 require_mask=not self.client,
                 max_frame_size=_no_limit(self.max_frame_size),

@@ -5,9 +5,11 @@ Choose a setting by name or build a :class:`Deflate`:
 ``"deflate"`` (the default)
     Our messages are compressed (zlib level 1) without context takeover by a compressor
     shared between connections (a small pool), so sending costs no memory
-    per connection; the peer keeps its context with a window of at most
-    2**12 bytes, so receiving costs about 11 KiB per connection once a
-    compressed message has arrived (nothing before).
+    per connection. The peer keeps its context; where its offer lets the
+    server limit its window (``client_max_window_bits``, as Chromium's does)
+    the window is 2**12 bytes and receiving costs about 11 KiB per connection
+    once a compressed message has arrived (nothing before); otherwise
+    (Firefox) the window is 2**15, about 40 KiB.
 ``"stateless"``
     No context takeover in either direction (the server also asks the
     client for ``client_no_context_takeover``): the compressor is shared,
@@ -20,8 +22,9 @@ Choose a setting by name or build a :class:`Deflate`:
 
 Inflating is bounded before it happens: a message may never inflate past
 the connection's ``max_message_size`` (1009, at the limit, whatever the
-ratio), and compressed text is validated as UTF-8 as it inflates (1007 at the
-first invalid byte). zlib cannot compress with a window of 8 bits; where the
+ratio), and compressed text is validated as UTF-8 frame by frame as it
+inflates (1007 at the frame that brings the first invalid byte, before the
+rest of the message is read). zlib cannot compress with a window of 8 bits; where the
 peer limits our window to 8 bits we agree and send our messages
 uncompressed, which RFC 7692 always allows.
 """
@@ -32,7 +35,7 @@ import re
 import zlib
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Deque, Dict, Optional, Tuple, Union
+from typing import Any, Deque, Dict, List, Optional, Tuple, Union
 
 from .constants import CLOSE_INVALID_PAYLOAD, CLOSE_TOO_BIG, RSV1
 from .errors import ProtocolError
@@ -58,8 +61,8 @@ class Deflate:
     ask the peer for the same (then our decompressor is shared too).
     ``max_window_bits``: our compressor's window, 9-15 (8 means "send
     uncompressed"). ``peer_max_window_bits``: the window we ask the peer to
-    stay within (None: the peer's choice, up to 15); it is also the memory
-    our decompressor takes per connection. ``level`` and ``mem_level`` are
+    stay within when its offer allows it (None: the peer's choice, up to 15);
+    it sets the memory our decompressor takes per connection. ``level`` and ``mem_level`` are
     zlib's: level 1 costs half the CPU of zlib's default 6 on 16 KiB of
     JSON-like text for 16% more bytes, and memory level 6 keeps the reset
     after each message (no context takeover) cheap for small messages.
@@ -144,7 +147,9 @@ def _compressor(bits: int, level: int, mem_level: int) -> Any:
     return zlib.compressobj(level, zlib.DEFLATED, -bits, mem_level)
 
 
-def _decompressor(bits: int) -> Any:
+def _decompressor(bits: int, window: bytes = b"") -> Any:
+    if window:
+        return zlib.decompressobj(-max(bits, 9), zdict=window)
     return zlib.decompressobj(-max(bits, 9))  # 9 for 8: peers compress with zlib's 9 when 8 is agreed
 
 
@@ -172,7 +177,7 @@ class PerMessageDeflate:
     name = NAME
     rsv = RSV1
     __slots__ = ("send_bits", "send_no_context", "recv_bits", "recv_no_context", "level", "mem_level", "threshold",
-                 "_compressor", "_decompressor", "_deflating")
+                 "_compressor", "_decompressor", "_deflating", "_after_final", "_inflated", "_window")
 
     def __init__(
         self, send_bits: int, send_no_context: bool, recv_bits: int, recv_no_context: bool,
@@ -188,6 +193,9 @@ class PerMessageDeflate:
         self._compressor: Any = None
         self._decompressor: Any = None
         self._deflating = False
+        self._after_final: Any = None  # checks what follows a final block, until the message ends
+        self._inflated: List[bytes] = []  # this message's output, with context takeover (for after BFINAL)
+        self._window = b""  # the window the next decompressor starts from (after a BFINAL only)
 
     def __repr__(self) -> str:
         return (f"PerMessageDeflate(send_bits={self.send_bits}, send_no_context={self.send_no_context}, "
@@ -210,22 +218,60 @@ class PerMessageDeflate:
             return data  # an uncompressed message
         d = self._decompressor
         if d is None:
-            d = self._decompressor = _decompressor(self.recv_bits)
-        out = _inflate(d, data, limit)
+            d = self._decompressor = _decompressor(self.recv_bits, self._window)
+            self._window = b""
+        if self._after_final is not None:  # the message's deflate stream ended in an earlier frame
+            out = b""
+            self._check_after_final(data)
+        else:
+            out = _inflate(d, data, limit)
+            if not self.recv_no_context:
+                self._inflated.append(out)
+            if d.eof:
+                self._start_after_final(d)
         if fin:
-            if not d.eof:
+            if self._after_final is None:
                 rest = limit - len(out) if limit >= 0 else -1
                 tail = _inflate(d, _TRAILER, rest)
                 if tail:
                     out += tail
-            if d.eof or self.recv_no_context:
-                # A new message starts a new decompressor: after BFINAL the peer's stream is over,
-                # and without context takeover nothing may be carried over. A decompressor is never
-                # shared (it would let a peer that breaks its promise refer to others' messages).
+                    if not self.recv_no_context:
+                        self._inflated.append(tail)
+                if d.eof:
+                    self._start_after_final(d)
+            else:
+                self._check_after_final(_TRAILER)
+            if self._after_final is not None:
+                # BFINAL ended the peer's stream, not its window (RFC 7692 7.2.2): the next
+                # message's decompressor starts from what this message inflated to.
+                self._after_final = None
                 self._decompressor = None
-                if d.eof and d.unused_data not in (b"", _TRAILER):
-                    raise ProtocolError(CLOSE_INVALID_PAYLOAD, "data after the end of the deflate stream")
+                if not self.recv_no_context:
+                    self._window = b"".join(self._inflated)[-(1 << max(self.recv_bits, 9)):]
+            elif self.recv_no_context:
+                # Nothing is carried over: a new message, a new decompressor. One is never shared
+                # (that would let a peer breaking its promise refer to other connections' messages).
+                self._decompressor = None
+            self._inflated = []
         return out
+
+    def _start_after_final(self, d: Any) -> None:
+        """After a final block (BFINAL), the rest of the message may only be empty stored blocks."""
+        self._after_final = zlib.decompressobj(-15)
+        self._check_after_final(d.unused_data)
+
+    def _check_after_final(self, data: bytes) -> None:
+        sink = self._after_final
+        while data:
+            try:
+                if sink.decompress(data, 1):
+                    raise ProtocolError(CLOSE_INVALID_PAYLOAD, "data after the end of the deflate stream")
+            except zlib.error:
+                raise ProtocolError(CLOSE_INVALID_PAYLOAD, "invalid data after the end of the deflate stream") from None
+            data = sink.unconsumed_tail
+            if sink.eof:  # another (empty) final block: what follows it is checked the same way
+                data = sink.unused_data + data
+                sink = self._after_final = zlib.decompressobj(-15)
 
     # -- sending ---------------------------------------------------------------------
 
@@ -253,12 +299,15 @@ class PerMessageDeflate:
         """Pooled objects of an unfinished message are dropped (their state is mid-message)."""
         self._compressor = None
         self._decompressor = None
+        self._after_final = None
+        self._inflated = []
+        self._window = b""
 
 
 def _inflate(d: Any, data: bytes, limit: int) -> bytes:
     """Inflate ``data``, producing at most ``limit`` bytes (-1: no limit); 1009 past it, 1007 on bad data."""
     try:
-        out: bytes = d.decompress(data, limit + 1 if limit >= 0 else 0)
+        out: bytes = d.decompress(data, limit + 1 if 0 <= limit < 2**62 else 0)  # 0: no limit (zlib's ssize_t)
     except zlib.error as exc:
         raise ProtocolError(CLOSE_INVALID_PAYLOAD, f"invalid compressed data: {exc}") from None
     if limit >= 0 and len(out) > limit:
@@ -312,15 +361,17 @@ class ServerDeflateFactory:
         send_no_context = s.no_context_takeover or "server_no_context_takeover" in offer
         if send_no_context:
             answer.append(("server_no_context_takeover", None))
-        # A client that says it keeps no context is taken at its word: it lets us pool our decompressor.
+        # A client that says it keeps no context is taken at its word: our decompressor then lives
+        # for one message only, and an idle connection holds no zlib state.
         recv_no_context = s.peer_no_context_takeover or "client_no_context_takeover" in offer
         if recv_no_context:
             answer.append(("client_no_context_takeover", None))
+        # A smaller window than the client's inflater allows is always fine, so our own limit is
+        # only said when the client asked for one (some clients refuse an unasked-for value).
         send_bits = s.max_window_bits
         offered = offer.get("server_max_window_bits")
         if offered is not None:
             send_bits = min(send_bits, int(offered))
-        if send_bits < 15 or offered is not None:
             answer.append(("server_max_window_bits", str(send_bits)))
         recv_bits = 15
         if "client_max_window_bits" in offer:
@@ -361,13 +412,13 @@ class ClientDeflateFactory:
         recv_no_context = "server_no_context_takeover" in answer
         if s.peer_no_context_takeover and not recv_no_context:
             raise NegotiationError(f"{NAME}: the server did not agree to server_no_context_takeover")
+        # Without server_max_window_bits in the answer the server may use a window of 15 (some
+        # servers ignore the request: the connection works, at the cost of a larger inflater).
         recv_bits = 15
         if "server_max_window_bits" in answer:
             recv_bits = int(answer["server_max_window_bits"] or 15)
             if s.peer_max_window_bits is not None and s.peer_max_window_bits < 15 and recv_bits > s.peer_max_window_bits:
                 raise NegotiationError(f"{NAME}: server_max_window_bits={recv_bits} is more than offered")
-        elif s.peer_max_window_bits is not None and s.peer_max_window_bits < 15:
-            raise NegotiationError(f"{NAME}: the server did not agree to server_max_window_bits")
         send_bits = s.max_window_bits
         if "client_max_window_bits" in answer:
             send_bits = min(send_bits, int(answer["client_max_window_bits"] or 15))
