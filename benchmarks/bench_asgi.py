@@ -17,8 +17,9 @@ How it measures:
   uvicorn's ``websockets-sansio``, ``wsproto`` and ``websockets`` (legacy).
 * The load generator is bench_echo.py's C program (epoll, pre-encoded masked
   binary frames, N messages in flight per connection), pinned to CPU 0.
-* Cases: 16 B and 1 KiB at 1 and 16 connections, one message in flight each
-  (window 1: every message waits for its echo); 1 MiB at one connection.
+* Cases (issue 11's matrix): 16 B and 1 KiB at 1, 16 and 128 connections,
+  with 1 message in flight per connection (window 1: every message waits for
+  its echo) and with 16; 1 MiB at one connection, window 1.
 * Reported: messages per second, the server's CPU microseconds per message
   (user + system from /proc: meaningful on a busy machine, where wall-clock
   throughput is not), and wsframe's ratio to each of uvicorn's own, on
@@ -49,13 +50,12 @@ IMPLS = {
     "wsproto": "wsproto",
     "websockets": "websockets",
 }
-CASES: List[Tuple[str, int, int]] = [  # (label, size, connections); window 1 everywhere
-    ("16 B x 1 conn", 16, 1),
-    ("16 B x 16 conns", 16, 16),
-    ("1 KiB x 1 conn", 1024, 1),
-    ("1 KiB x 16 conns", 1024, 16),
-    ("1 MiB x 1 conn", 2**20, 1),
-]
+CASES: List[Tuple[str, int, int, int]] = [  # (label, size, connections, messages in flight per connection)
+    (f"{label} x {conns} conn{'s' if conns > 1 else ''} x {window}", size, conns, window)
+    for label, size in (("16 B", 16), ("1 KiB", 1024))
+    for conns in (1, 16, 128)
+    for window in (1, 16)
+] + [("1 MiB x 1 conn x 1", 2**20, 1, 1)]
 
 
 async def echo_app(scope: Dict[str, Any], receive: Any, send: Any) -> None:
@@ -130,8 +130,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 server = bench_echo.ServerProcess([sys.executable, __file__, "_serve", impl])
                 details[impl] = server.detail
                 try:
-                    for label, size, conns in CASES:
-                        rate, cpu_us = bench_echo.throughput(server, conns, 1, size, opts, raw=False)
+                    for label, size, conns, window in CASES:
+                        rate, cpu_us = bench_echo.throughput(server, conns, window, size, opts, raw=False)
                         results.setdefault((impl, label), []).append((rate, cpu_us))
                         print(f"  round {round_ + 1} {impl:18} {label:18} {rate:10.0f} msg/s {cpu_us:8.1f} us/msg",
                               flush=True)
@@ -144,7 +144,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print()
     print("| case | " + " | ".join(details.get(i, i) for i in impls) + " |")
     print("|---|" + "---|" * len(impls))
-    for label, _, _ in CASES:
+    for label, *_ in CASES:
         cells = [f"{med(i, label, 0):,.0f} msg/s, {med(i, label, 1):.1f} us" for i in impls]
         print(f"| {label} | " + " | ".join(cells) + " |")
     if "wsframe" in impls:
@@ -153,7 +153,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("wsframe / uvicorn's own: throughput ratio (higher is better), CPU per message ratio (lower is better)")
         print("| case | " + " | ".join(others) + " |")
         print("|---|" + "---|" * len(others))
-        for label, _, _ in CASES:
+        for label, *_ in CASES:
             cells = [f"x{med('wsframe', label, 0) / med(o, label, 0):.2f} / x{med('wsframe', label, 1) / med(o, label, 1):.2f}"
                      for o in others]
             print(f"| {label} | " + " | ".join(cells) + " |")
