@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import ssl
 import subprocess
 from pathlib import Path
 from typing import Any, Tuple
@@ -39,3 +40,13 @@ def certificate(tmp_path_factory: Any) -> Tuple[Path, Path]:
         check=True, capture_output=True, timeout=30,
     )
     return cert, key
+
+
+@pytest.fixture(scope="session")
+def tls_contexts(certificate: Tuple[Path, Path]) -> Tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server context, client context trusting the test certificate)."""
+    cert, key = certificate
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    client = ssl.create_default_context(cafile=str(cert))
+    return server, client

@@ -19,7 +19,6 @@ import socket
 import ssl
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
@@ -44,16 +43,6 @@ def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
 
         monkeypatch.setattr(transport, "MSG_DONTWAIT", 0)
     return str(request.param)
-
-
-@pytest.fixture(scope="module")
-def tls_contexts(certificate: Tuple[Path, Path]) -> Tuple[ssl.SSLContext, ssl.SSLContext]:
-    """(server context, client context trusting the test certificate)."""
-    cert, key = certificate
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(cert, key)
-    client = ssl.create_default_context(cafile=str(cert))
-    return server, client
 
 
 class Record:

@@ -221,16 +221,6 @@ UPGRADE = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Versi
            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
 
 
-@pytest.fixture(scope="module")
-def tls_contexts(certificate: Tuple[Path, Path]) -> Tuple[ssl.SSLContext, ssl.SSLContext]:
-    """(server context, client context trusting the test certificate)."""
-    cert, key = certificate
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(cert, key)
-    client = ssl.create_default_context(cafile=str(cert))
-    return server, client
-
-
 # -- werkzeug, in process --------------------------------------------------------------------
 
 
