@@ -283,17 +283,22 @@ class PerMessageDeflate:
             return 0, data
         c = self._compressor
         if c is None:
-            key = ("c", self.send_bits, self.level, self.mem_level)
-            c = _pool(key).take() if self.send_no_context else _compressor(*key[1:])
+            if self.send_no_context:
+                c = self._send_pool().take()
+            else:
+                c = _compressor(self.send_bits, self.level, self.mem_level)
             self._compressor = c
         if not fin:
             return (RSV1 if first else 0), c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
         # A full flush forgets the window: the next message refers to nothing before it.
         out = c.compress(data) + c.flush(zlib.Z_FULL_FLUSH if self.send_no_context else zlib.Z_SYNC_FLUSH)
         if self.send_no_context:
-            _pool(("c", self.send_bits, self.level, self.mem_level)).give(c)
+            self._send_pool().give(c)
             self._compressor = None
         return (RSV1 if first else 0), out[:-4] if out.endswith(_TRAILER) else out
+
+    def _send_pool(self) -> _Pool:
+        return _pool(("c", self.send_bits, self.level, self.mem_level))
 
     def release(self) -> None:
         """Pooled objects of an unfinished message are dropped (their state is mid-message)."""
