@@ -543,3 +543,24 @@ def test_a_shared_message_is_compressed_once_per_group(backend: Any) -> None:
         ((opcode, rsv, payload),) = server_frames(conn, frames[id(conn)])
         assert opcode == 0x1 and rsv == (0 if conn in plain else RSV1)
         assert (payload if conn in plain else inflate(payload)) == text.encode()
+
+
+@pytest.mark.parametrize("bad, code", [
+    (raw_frame(0x2, b"\xff\xff\xff\xff", rsv=RSV1, key=KEY), 1007),  # not deflate data
+    (raw_frame(0x1, compress(b"ok \xff"), rsv=RSV1, key=KEY), 1007),  # inflates to invalid UTF-8
+    (raw_frame(0x2, compress(b"z" * 5000), rsv=RSV1, key=KEY), 1009),  # inflates past max_message_size
+])
+def test_take_messages_leaves_a_failure_for_after_the_messages_before_it(bad: bytes, code: int, backend: Any) -> None:
+    """A bad compressed message behind good ones: the good ones are taken, and nothing (no close
+    frame) is written until the driver asks for events again, so its answers to them go out first."""
+    conn, _ = open_server(backend, max_message_size=4096)
+    good = raw_frame(0x1, compress(b"first"), rsv=RSV1, key=KEY) + raw_frame(0x2, b"plain", key=KEY)
+    conn.receive_data(good + bad + raw_frame(0x1, b"never", key=KEY))
+    assert conn.take_messages() == ["first", b"plain"]
+    assert conn.data_to_send() == b""
+    assert conn.has_pending_input
+    assert conn.take_messages() == []  # the failure is next: only events() gives it
+    events = list(conn.events())
+    assert [type(e) for e in events] == [Closed] and events[0].code == code
+    assert [f[0] for f in server_frames(conn, conn.data_to_send())] == [0x8]
+    assert conn.take_messages() == [] and not conn.has_pending_input

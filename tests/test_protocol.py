@@ -575,7 +575,21 @@ class Run(NamedTuple):
     conn: Connection
 
 
-def drive(conn: Connection, chunks: Sequence[bytes], eof: bool = True) -> Run:
+def pull(conn: Connection, batched: bool = False) -> list:
+    """Every event the connection has now: from ``events()``, or (``batched``) as a batching driver takes
+    them, ``take_messages()`` between single events, its messages counted as the events they stand for."""
+    if not batched:
+        return list(conn.events())
+    out: list = []
+    while True:
+        out += [TextMessage(m) if isinstance(m, str) else BinaryMessage(m) for m in conn.take_messages()]
+        event = next(conn.events(), None)
+        if event is None:
+            return out
+        out.append(event)
+
+
+def drive(conn: Connection, chunks: Sequence[bytes], eof: bool = True, batched: bool = False) -> Run:
     events: list = []
     written = bytearray()
     fed = 0
@@ -583,14 +597,14 @@ def drive(conn: Connection, chunks: Sequence[bytes], eof: bool = True) -> Run:
     for chunk in chunks:
         conn.receive_data(chunk)
         fed += len(chunk)
-        new = list(conn.events())
+        new = pull(conn, batched)
         written += conn.data_to_send()
         if closed_at is None and any(isinstance(e, Closed) for e in new):
             closed_at = fed
         events += new
     if eof:
         conn.receive_data(b"")
-        events += list(conn.events())
+        events += pull(conn, batched)
         written += conn.data_to_send()
     return Run(events, bytes(written), closed_at, conn)
 
@@ -611,14 +625,16 @@ def expected_of(case_: Case, run: Run) -> Tuple[list, list]:
     return events, written
 
 
+@pytest.mark.parametrize("pulled", ["events", "batched"])
 @pytest.mark.parametrize("mode", ["whole", "bytes", "random"])
 @pytest.mark.parametrize("case_,role", PARAMS)
-def test_conformance(case_: Case, role: str, mode: str, backend) -> None:
+def test_conformance(case_: Case, role: str, mode: str, pulled: str, backend) -> None:
+    """``batched``: a driver taking messages with take_messages() sees the same events and bytes."""
     data, spans = wire(case_.frames, role)
     for chunks in chunkings(data, mode):
         conn = Connection(client=role == "client", backend=backend.name, **case_.opts)
         assert conn.state is State.OPEN
-        run = drive(conn, chunks)
+        run = drive(conn, chunks, batched=pulled == "batched")
         events, written = expected_of(case_, run)
         assert norm(run.events) == norm(events)
         check_written(run.written, role, written)
@@ -1420,3 +1436,60 @@ def test_receive_request_checks_like_bytes_do(backend) -> None:
     assert [type(e) for e in events] == [Rejected, Closed] and events[0].status == 400
     assert server.data_to_send().startswith(b"HTTP/1.1 400 ")
     assert not _parsed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").wants_websocket
+
+
+# --- take_messages(): messages in batches, everything else through events() ------------
+
+
+def _masked(opcode: int, payload: bytes = b"", fin: bool = True) -> bytes:
+    return raw_frame(opcode, payload, fin=fin, key=PEER_KEY)
+
+
+def test_take_messages_stops_at_a_control_frame(backend) -> None:
+    conn = Connection(backend=backend.name)
+    conn.receive_data(_masked(TEXT, b"a") + _masked(BINARY, b"b") + _masked(PING, b"p") + _masked(TEXT, b"c"))
+    assert conn.take_messages() == ["a", b"b"]
+    assert conn.data_to_send() == b""  # the ping is not acted on yet: no pong before the answers to a and b
+    assert conn.has_pending_input
+    assert norm([next(conn.events())]) == norm([Ping(b"p")])
+    check_written(conn.data_to_send(), "server", [(PONG, b"p")])
+    assert conn.take_messages() == ["c"]
+    assert conn.take_messages() == [] and not conn.has_pending_input
+
+
+def test_take_messages_assembles_fragments_and_stops_at_a_ping_among_them(backend) -> None:
+    conn = Connection(backend=backend.name)
+    conn.receive_data(_masked(TEXT, b"he", fin=False) + _masked(PING) + _masked(CONT, b"llo") + _masked(BINARY, b"x"))
+    assert conn.take_messages() == []  # the first fragment is taken; the ping comes before the message ends
+    assert norm([next(conn.events())]) == norm([Ping(b"")])
+    assert conn.take_messages() == ["hello", b"x"]
+
+
+def test_take_messages_leaves_a_protocol_violation_for_events(backend) -> None:
+    conn = Connection(backend=backend.name)
+    conn.receive_data(_masked(TEXT, b"ok") + _masked(0x3, b"reserved opcode") + _masked(TEXT, b"never"))
+    assert conn.take_messages() == ["ok"]
+    assert conn.data_to_send() == b"" and conn.state is State.OPEN
+    events = list(conn.events())
+    assert [type(e) for e in events] == [Closed] and events[0].code == 1002
+    assert [f.opcode for f in parse_frames(conn.data_to_send())] == [CLOSE]
+
+
+def test_take_messages_is_empty_where_events_must_be_used(backend) -> None:
+    server = ServerConnection(backend=backend.name)
+    server.receive_data(hs.build_request("h", "/", key=hs.new_key()))
+    assert server.take_messages() == []  # the handshake: a Request event first
+    assert [type(e) for e in server.events()] == [Request]
+    streaming = Connection(stream=True, backend=backend.name)
+    streaming.receive_data(_masked(TEXT, b"a"))
+    assert streaming.take_messages() == []
+    assert norm(list(streaming.events())) == norm([Fragment("a", True, True)])
+    closing = Connection(backend=backend.name)
+    closing.close()
+    closing.receive_data(_masked(TEXT, b"discarded") + _masked(CLOSE, close_body(1000)))
+    assert closing.take_messages() == []
+    assert norm(list(closing.events())) == norm([CloseReceived(1000, ""), Closed(1000, "")])
+    waiting = Connection(backend=backend.name)
+    waiting.receive_data(_masked(PONG) + _masked(TEXT, b"after"))
+    assert next(waiting.events()) == Pong(b"")
+    assert waiting.take_messages() == ["after"]

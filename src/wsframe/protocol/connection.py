@@ -215,6 +215,8 @@ class Connection:
         self._incoming: Deque[bytes] = deque()
         self._frames: Deque[Frame] = deque()
         self._ready: Deque[Event] = deque()
+        # A failure found by take_messages() behind the messages it returned: events() acts on it next.
+        self._deferred: Optional[ProtocolError] = None
         self._outgoing = bytearray()
         self._eof = False
         self._failed = False
@@ -245,6 +247,7 @@ class Connection:
             self.close_reason = reason
             self._incoming.clear()
             self._frames.clear()
+            self._deferred = None
             for extension in self.extensions:
                 extension.release()
             self._ready.append(Closed(code, reason))
@@ -284,6 +287,10 @@ class Connection:
             if self._ready:
                 yield self._ready.popleft()
                 continue
+            if self._deferred is not None:
+                exc, self._deferred = self._deferred, None
+                self._fail(exc.code, exc.reason)
+                continue
             if self._frames:
                 try:
                     self._on_frame(self._frames.popleft())
@@ -308,6 +315,42 @@ class Connection:
                 continue
             return
 
+    def take_messages(self) -> List[Union[str, bytes]]:
+        """The complete data messages at the front of what was received: str for text, bytes for binary.
+
+        Takes them up to the first frame that is anything else (a control
+        frame, the next event, a failure), which stays for :meth:`events`, so
+        a ping, a close or a protocol violation behind a message takes effect
+        only once the caller asks for events again: after it has answered the
+        messages before it. Returns ``[]`` when :meth:`events` must be used
+        (nothing parsed yet, an event waiting, the handshake, closing,
+        ``stream=True``). For drivers that handle messages in batches: one call,
+        not a generator step, per batch.
+        """
+        messages: List[Union[str, bytes]] = []
+        if self._ready or self._state is not State.OPEN or self.stream or self._deferred is not None:
+            return messages
+        frames = self._frames
+        ready = self._ready
+        plain = not self.extensions
+        while frames:
+            frame = frames[0]
+            opcode = frame.opcode
+            if opcode >= OP_CLOSE:  # control frames are events
+                break
+            frames.popleft()
+            if plain and opcode and frame.fin:  # a whole message in one frame: what _on_data makes of it
+                messages.append(frame.payload.decode("utf-8") if opcode == OP_TEXT else frame.payload)
+                continue
+            try:
+                self._on_frame(frame)
+            except ProtocolError as exc:  # bad compressed data, too big inflated: after what came before
+                self._deferred = exc
+                break
+            if ready:  # the last frame of a message
+                messages.append(ready.popleft().data)  # type: ignore[union-attr]
+        return messages
+
     def data_to_send(self) -> bytes:
         """Bytes the connection wrote on its own (pong, close reply, handshake errors); drains them."""
         data = bytes(self._outgoing)
@@ -330,7 +373,7 @@ class Connection:
         Drivers use it to tell whether more messages are already here (to
         batch their replies) without taking the next event.
         """
-        return True if (self._ready or self._frames or self._incoming) else False
+        return True if (self._ready or self._frames or self._incoming or self._deferred) else False
 
     def _reader_for_open(self) -> FrameReader:
         if self._reader is None:

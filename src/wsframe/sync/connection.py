@@ -69,7 +69,7 @@ class WebSocket:
 
     __slots__ = (
         "id", "remote_address", "request", "response", "_options", "_lock", "_read_lock", "_cond",
-        "_closed_event", "_messages", "_messages_size", "_conn", "transport", "timers", "_ended", "_local", "_sent_close",
+        "_closed_event", "_batch", "_messages", "_messages_size", "_conn", "transport", "timers", "_ended", "_local", "_sent_close",
         "_fragmenting", "_pings", "_pong_watch", "_reader", "_release_on_close", "_events", "_more",
         "__weakref__",
     )
@@ -96,6 +96,9 @@ class WebSocket:
         self._read_lock = threading.Lock()
         self._cond: Optional[threading.Condition] = None  # on _lock; made when someone first waits
         self._closed_event: Optional[threading.Event] = None
+        # Messages taken from the protocol in one call (Connection.take_messages), for recv() to hand
+        # over without a lock; from one read, so bounded by the read buffer. Older than _messages.
+        self._batch: Deque[Data] = deque()
         self._messages: Deque[Data] = deque()  # read on the handler's behalf (timers, closing)
         self._messages_size = 0  # their bytes: reading on behalf stops above a bound
         self._conn: Optional[Connection] = None
@@ -209,6 +212,18 @@ class WebSocket:
         once the connection is over (after every message received before the
         end was returned) and ``TimeoutError`` after ``timeout`` seconds.
         """
+        batch = self._batch
+        if batch and not self._pings:  # taken from the protocol already: no lock (deque.popleft is atomic)
+            try:
+                taken = batch.popleft()
+            except IndexError:  # another thread took the last one
+                pass
+            else:
+                self._reader = threading.get_ident()
+                if not batch:
+                    with self._lock:
+                        self._last_of_batch_locked()
+                return taken
         lock = self._lock
         lock.acquire()  # a message already here needs no read lock (acquire/release: half the cost of `with`)
         try:
@@ -268,13 +283,35 @@ class WebSocket:
     def _next_message_locked(self) -> Optional[Data]:
         """The next message, taking events from the protocol up to it; None when none is complete."""
         self._more = False
-        if self._messages:  # read on behalf: whatever the protocol had is in the queue
-            queued = self._messages.popleft()
-            self._messages_size -= len(queued)
-            return queued
+        batch = self._batch
+        if not batch:
+            if self._messages:  # read on behalf: whatever the protocol had is in the queue
+                queued = self._messages.popleft()
+                self._messages_size -= len(queued)
+                return queued
+            conn = self._conn
+            if conn is None or self._ended:
+                return None
+            taken = conn.take_messages()  # the messages ahead of the next event, in one call
+            if not taken:
+                return self._next_event_locked(conn)
+            batch.extend(taken)
+        message = batch.popleft()
+        if batch:  # more already here: send() may hold the reply for batching
+            self._more = True
+            return message
+        self._last_of_batch_locked()
+        return message
+
+    def _last_of_batch_locked(self) -> None:
+        """The batch's last message is being handed over: held replies go out unless more input is here."""
         conn = self._conn
-        if conn is None or self._ended:
-            return None
+        more = self._more = bool(self._messages) or (conn is not None and conn.has_pending_input)
+        if not more:
+            self.transport.write_locked(b"")
+
+    def _next_event_locked(self, conn: Connection) -> Optional[Data]:
+        """The next message by way of the protocol's events, acting on the others up to it."""
         events = self._events
         if events is None:
             events = self._events = conn.events()
@@ -285,16 +322,14 @@ class WebSocket:
             return None
         kind = type(event)
         if kind is TextMessage or kind is BinaryMessage:
-            # The common case, a message first: the protocol wrote nothing on its own for it (it
-            # answers control frames and failures only, and each of those comes with its own event).
+            # A message first: the protocol wrote nothing on its own for it (it answers control
+            # frames and failures only, and each of those comes with its own event).
             message: Optional[Data] = event.data  # type: ignore[union-attr]
         else:
             self._on_event_locked(event, kind)
             message = self._pull_locked(until_message=True)  # on the same events, answers written
         if message is not None:
-            more = self._more = conn.has_pending_input
-            if not more:  # the last one received: held replies go out now
-                self.transport.write_locked(b"")
+            self._last_of_batch_locked()
         return message
 
     def _feed(self, n: int) -> None:
