@@ -1493,3 +1493,20 @@ def test_take_messages_is_empty_where_events_must_be_used(backend) -> None:
     waiting.receive_data(_masked(PONG) + _masked(TEXT, b"after"))
     assert next(waiting.events()) == Pong(b"")
     assert waiting.take_messages() == ["after"]
+
+
+def test_has_events_says_when_events_would_yield_nothing(backend) -> None:
+    conn = Connection(backend=backend.name)
+    assert not conn.has_events
+    conn.receive_data(_masked(TEXT, b"a")[:3])  # half a frame: nothing to report yet
+    assert not conn.has_events and list(conn.events()) == []
+    conn.receive_data(_masked(TEXT, b"a")[3:])
+    assert conn.has_events
+    assert conn.take_messages() == ["a"] and not conn.has_events
+    conn.receive_data(_masked(0x3))  # a protocol error, not yet reported
+    assert conn.has_events
+    assert [type(e) for e in conn.events()] == [Closed]
+    ended = Connection(backend=backend.name)
+    ended.receive_eof()
+    assert ended.has_events  # the EOF is still to be reported
+    assert list(ended.events()) == [Closed(1006, "")]

@@ -247,6 +247,27 @@ def test_a_peer_that_never_reads_is_held_back_then_dropped(backend: Any) -> None
     assert peak <= limit + 64 * 4096 * 2, peak  # stops reading past the limit: one read's replies at most
 
 
+def test_messages_over_the_write_limit_wait_and_all_arrive_in_order(backend: Any, style: str) -> None:
+    """Replies go over write_limit in the middle of one read's messages: the rest waits until the peer
+    reads, then every message is answered, none lost or reordered."""
+    class Numbered(EventHandler):
+        def on_message(self, message: Any) -> None:
+            self.send(message.encode() * 2000)  # 20 KB per reply
+
+    count = 64
+    with running(Numbered, backend, style, write_limit=64 * 1024, send_timeout=10.0) as server:
+        sock, conn = raw(server.port, backend, rcvbuf=8192)
+        sock.sendall(b"".join(conn.send_text(f"m{i:08d}") for i in range(count)))  # one write: one read
+        time.sleep(0.3)  # the server fills its buffers and stops, over the limit
+        got: List[bytes] = []
+        deadline = time.monotonic() + 20
+        while len(got) < count and time.monotonic() < deadline:
+            conn.receive_data(sock.recv(65536))
+            got += [e.data for e in conn.events() if hasattr(e, "data")]
+        sock.close()
+    assert got == [f"m{i:08d}".encode() * 2000 for i in range(count)]
+
+
 def test_shutdown_with_connections_in_every_state(backend: Any) -> None:
     server = serve(Echo, "127.0.0.1", 0, backend=backend.name, close_timeout=1.0).start()
     half = socket.create_connection(("127.0.0.1", server.port), timeout=5)

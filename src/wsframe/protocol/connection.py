@@ -273,7 +273,8 @@ class Connection:
         elif self._state is not State.CONNECTING and not self._incoming:
             # Parse now, straight from the caller's buffer (frames own their payloads);
             # turning frames into events stays lazy, in events().
-            self._frames.extend(self._reader_for_open().feed(data))
+            reader = self._reader
+            self._frames.extend((reader if reader is not None else self._reader_for_open()).feed(data))
         else:
             self._incoming.append(bytes(data))
 
@@ -353,6 +354,8 @@ class Connection:
 
     def data_to_send(self) -> bytes:
         """Bytes the connection wrote on its own (pong, close reply, handshake errors); drains them."""
+        if not self._outgoing:
+            return b""
         data = bytes(self._outgoing)
         self._outgoing.clear()
         return data
@@ -374,6 +377,19 @@ class Connection:
         batch their replies) without taking the next event.
         """
         return True if (self._ready or self._frames or self._incoming or self._deferred) else False
+
+    @property
+    def has_events(self) -> bool:
+        """False when :meth:`events` would yield nothing now: a driver's cheap check before asking it.
+
+        True while input waits to become events, and once EOF or a protocol
+        error is there to report (it may then be True with nothing to yield).
+        """
+        reader = self._reader
+        return True if (
+            self._ready or self._frames or self._incoming or self._deferred or self._eof
+            or self._state is State.CONNECTING or (reader is not None and reader.error is not None)
+        ) else False
 
     def _reader_for_open(self) -> FrameReader:
         if self._reader is None:
@@ -497,14 +513,16 @@ class Connection:
         """
         if not isinstance(data, str):
             raise TypeError(f"send_text takes a str, not {type(data).__name__}")
-        self._check_can_send()
+        if self._state is not State.OPEN or self._sending_fragments is not None:
+            self._check_can_send()
         if self.extensions:
             return self._encoded(OP_TEXT, data.encode("utf-8"), True, True, compress)
         return self._frame(OP_TEXT, data.encode("utf-8"))
 
     def send_binary(self, data: Union[bytes, bytearray, memoryview], compress: Optional[bool] = None) -> bytes:
         """Bytes of a binary message (``compress`` as for :meth:`send_text`)."""
-        self._check_can_send()
+        if self._state is not State.OPEN or self._sending_fragments is not None:
+            self._check_can_send()
         if self.extensions:
             return self._encoded(OP_BINARY, bytes(data), True, True, compress)
         return self._frame(OP_BINARY, data)

@@ -47,6 +47,7 @@ logger = logging.getLogger("wsframe.reactor")
 _ids = itertools.count(1)
 _READ = 65536  # bytes read at a time into the loop's shared buffer
 _IOV = 64  # buffers per sendmsg()
+_READABLE, _WRITABLE = selectors.EVENT_READ, selectors.EVENT_WRITE
 Sendable = Union[str, bytes, bytearray, memoryview]
 
 
@@ -62,7 +63,8 @@ class ReactorConnection:
     __slots__ = (
         "id", "remote_address", "request", "server", "loop", "sock", "options", "handler", "_conn", "_head",
         "_out", "_queued", "_events", "_tls", "_tls_in", "_tls_out", "_open_timer", "_ka_timer", "_close_timer",
-        "_drop_timer", "_last_rx", "_rx", "_ka_mark", "_local", "_closed", "_pings", "_close_after_flush",
+        "_drop_timer", "_last_rx", "_rx", "_ka_mark", "_local", "_closed", "_pings", "_close_after_flush", "_on_message",
+        "_backlog", "_stalled",
         "__weakref__",
     )
 
@@ -95,6 +97,9 @@ class ReactorConnection:
         self._closed = False
         self._pings: Optional[Dict[bytes, threading.Event]] = None
         self._close_after_flush = False
+        self._on_message: Any = None  # the handler's on_message, looked up once it opens
+        self._backlog: Optional[List[Any]] = None  # messages taken but not delivered: we went over write_limit
+        self._stalled = False  # _process stopped over write_limit: flush resumes it
 
     # -- what handlers see ---------------------------------------------------------------
 
@@ -153,14 +158,14 @@ class ReactorConnection:
         Never blocks. From another thread it is handed to the loop. Raises
         :class:`~wsframe.ConnectionClosed` once the connection is closing.
         """
-        if not self.loop.in_loop():
+        if self.loop.ident != threading.get_ident():
             self.loop.call_soon_threadsafe(lambda: self._send_quietly(message, compress))
             return
         conn = self._conn
         if conn is None or self._closed:
             raise ConnectionClosed(*(self._local or (CLOSE_ABNORMAL, "")))
         try:
-            frame = conn.send(message, compress)
+            frame = conn.send_text(message, compress) if isinstance(message, str) else conn.send_binary(message, compress)
         except InvalidState:
             if conn.state is State.OPEN:
                 raise
@@ -233,12 +238,11 @@ class ReactorConnection:
             self._open_timer = self.loop.call_later(timeout, self._open_expired)
 
     def _on_event(self, mask: int) -> None:
-        if mask & selectors.EVENT_WRITE:
+        """The socket is ready: write what waits, then read, parse, run the callbacks and write their answers."""
+        if mask & _WRITABLE:
             self.flush()
-        if mask & selectors.EVENT_READ and not self._closed:
-            self._on_readable()
-
-    def _on_readable(self) -> None:
+        if not mask & _READABLE or self._closed:
+            return
         buffer = self.server.read_buffer
         try:
             n = self.sock.recv_into(buffer)
@@ -246,14 +250,21 @@ class ReactorConnection:
             return
         except OSError:
             n = 0
-        view = memoryview(buffer)[:n]
-        try:
+        with memoryview(buffer)[:n] as view:
+            conn = self._conn
             if self._tls is not None:
                 self._tls_receive(view)
+            elif conn is not None and n:  # the common case, inline: an open connection's bytes
+                self._rx += n
+                self._last_rx = self.loop.now
+                conn.receive_data(view)
+                self._process()
             else:
                 self._received(view)
-        finally:
-            view.release()
+        if self._out and not self._closed:  # the answers to this read, now: one write for all of them
+            self.flush()
+            if not self._out:
+                self.loop.dirty.discard(self)
 
     def _tls_receive(self, view: memoryview) -> None:
         tls, tls_in = self._tls, self._tls_in
@@ -290,7 +301,7 @@ class ReactorConnection:
             return
         if data:
             self._rx += len(data)
-            self._last_rx = monotonic()
+            self._last_rx = self.loop.now
         if self._conn is None:
             self._handshake(data)
             return
@@ -343,6 +354,7 @@ class ReactorConnection:
         self._queue(response)
         self._start_keepalive()
         self.server._opened(self)
+        self._on_message = getattr(self.handler, "on_message", None)
         self._call("on_connect")
         self._process()
 
@@ -353,15 +365,33 @@ class ReactorConnection:
         self._local = self._local or (CLOSE_ABNORMAL, "no upgrade")
 
     def _process(self) -> None:
+        """Deliver what the core has: messages in batches, the other events one at a time between them."""
         conn = self._conn
         assert conn is not None
-        for event in conn.events():
+        limit = self.options.write_limit
+        if self._backlog is not None:
+            backlog, self._backlog = self._backlog, None
+            if not self._deliver(conn, backlog, limit):
+                self._stalled = True
+                return
+        events = None
+        while True:
+            messages = conn.take_messages()
+            if messages and not self._deliver(conn, messages, limit):
+                self._stalled = True  # the rest waits (in the core and the backlog) until the peer reads: see flush
+                return
+            if not conn.has_events:
+                break
+            if events is None:
+                events = conn.events()
+            event = next(events, None)
+            if event is None:
+                break
             kind = type(event)
             if kind is TextMessage or kind is BinaryMessage:
-                if conn.state is State.OPEN:
-                    self._call("on_message", event.data)  # type: ignore[union-attr]
-                    if self._queued > self.options.write_limit:
-                        break  # the rest waits in the core until the peer reads (see flush)
+                if not self._deliver(conn, [event.data], limit):  # type: ignore[union-attr]
+                    self._stalled = True
+                    return
             elif kind is Ping:
                 out = conn.data_to_send()  # the pong goes out before anything a later callback sends
                 if out:
@@ -381,6 +411,27 @@ class ReactorConnection:
         if out:
             self._queue(out)
 
+    def _deliver(self, conn: ServerConnection, messages: List[Any], limit: int) -> bool:
+        """``on_message`` for each message while the connection is open; False (the rest kept) over ``limit``."""
+        on_message = self._on_message
+        loop = self.loop
+        for i, message in enumerate(messages):
+            if conn.state is not State.OPEN:  # the handler closed: later messages are discarded
+                return True
+            if on_message is not None:
+                loop.current = "on_message"
+                try:
+                    on_message(message)
+                except ConnectionClosed:
+                    pass
+                except Exception:
+                    self._failed_callback("on_message")
+            if self._queued > limit:
+                if i + 1 < len(messages):
+                    self._backlog = messages[i + 1:]
+                return False
+        return True
+
     def _on_pong(self, payload: bytes) -> None:
         pings = self._pings
         if pings and payload in pings:
@@ -391,24 +442,26 @@ class ReactorConnection:
         self._call("on_pong", payload)
 
     def _call(self, name: str, *args: Any) -> None:
-        """Run a handler callback; an exception closes this connection with 1011, nobody else's."""
+        """Run a handler callback; an exception closes this connection with 1011, nobody else's.
+
+        A slow one is logged by the loop, with ``name`` and this connection's id.
+        """
         method = getattr(self.handler, name, None)
         if method is None:
             return
-        started = monotonic()
+        self.loop.current = name
         try:
             method(*args)
         except ConnectionClosed:
             pass
         except Exception:
-            logger.exception("%s %s failed; closing with 1011", self.id, name)
-            if name != "on_close" and self.open:
-                self._local = self._local or (CLOSE_INTERNAL_ERROR, "internal error")
-                self.close(CLOSE_INTERNAL_ERROR, "internal error")
-        took = monotonic() - started
-        if took > self.loop.slow_callback:
-            logger.warning("%s %s took %.3f s: every connection on this reactor waited; hand blocking work "
-                           "to a thread (see EventHandler.run_in_thread)", self.id, name, took)
+            self._failed_callback(name)
+
+    def _failed_callback(self, name: str) -> None:
+        logger.exception("%s %s failed; closing with 1011", self.id, name)
+        if name != "on_close" and self.open:
+            self._local = self._local or (CLOSE_INTERNAL_ERROR, "internal error")
+            self.close(CLOSE_INTERNAL_ERROR, "internal error")
 
     # -- writing --------------------------------------------------------------------------
 
@@ -453,14 +506,15 @@ class ReactorConnection:
                     out[done] = memoryview(head)[n:]
                     n = 0
             del out[:done]
-        self._update_interest()
+        limit = self.options.write_limit
+        if out or self._events != _READABLE or self._queued > limit or self._drop_timer is not None:
+            self._update_interest()  # (otherwise it would change nothing)
         if not out and self._close_after_flush and self.sock.fileno() >= 0:
             self._shutdown()
             return
-        conn = self._conn
-        if conn is not None and not self._closed and conn.has_pending_input \
-                and self._queued <= self.options.write_limit:
-            self._process()  # events left while we were over the limit
+        if self._stalled and self._queued <= limit and self._conn is not None and not self._closed:
+            self._stalled = False
+            self._process()  # what waited while we were over the limit
 
     def _update_interest(self) -> None:
         """Read unless over write_limit; watch writability while bytes wait."""

@@ -17,7 +17,7 @@ import socket
 import threading
 from collections import deque
 from time import monotonic
-from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
 __all__ = ["Loop", "Handle", "Poller"]
 
@@ -81,10 +81,11 @@ class Poller:
             except InterruptedError:  # pragma: no cover
                 return ready
             callbacks = self._callbacks
+            masks = _MASKS
             for fd, mask in events:
                 callback = callbacks.get(fd)
                 if callback is not None:
-                    ready.append((callback, _from_epoll(mask)))
+                    ready.append((callback, masks.get(mask) or _from_epoll(mask)))
             return ready
         assert self._selector is not None
         try:
@@ -119,6 +120,12 @@ def _from_epoll(mask: int) -> int:
     return events
 
 
+#: The common epoll masks, translated once (a dict lookup per event instead of a call).
+_MASKS: Dict[int, int] = {} if not hasattr(select, "epoll") else {
+    m: _from_epoll(m) for m in (select.EPOLLIN, select.EPOLLOUT, select.EPOLLIN | select.EPOLLOUT)
+}
+
+
 class Loop:
     """Selectors plus a timer heap, run by :meth:`run` in one thread until :meth:`stop`."""
 
@@ -136,9 +143,14 @@ class Loop:
         self.selector.register(self._wake_r, selectors.EVENT_READ, self._drain_wake)
         self._stopping = False
         self.thread: Optional[threading.Thread] = None
-        self._ident = -1
+        #: The loop thread's ``threading.get_ident()`` while it runs (-1 before).
+        self.ident = -1
         #: Objects with a ``flush()`` to call once at the end of the current turn (gathered writes).
         self.dirty: Set[Any] = set()
+        #: ``time.monotonic()`` as the current turn began (the time stamp of what it reads).
+        self.now = monotonic()
+        #: What the running callback is doing ("on_message"), set by it for the slow-callback warning.
+        self.current: Optional[str] = None
 
     # -- scheduling ---------------------------------------------------------------------
 
@@ -167,14 +179,14 @@ class Loop:
 
     def in_loop(self) -> bool:
         """True in the loop's own thread."""
-        return self._ident == threading.get_ident()
+        return self.ident == threading.get_ident()
 
     # -- running ------------------------------------------------------------------------
 
     def run(self) -> None:
         """Run until :meth:`stop`; the calling thread becomes the loop's."""
         self.thread = threading.current_thread()
-        self._ident = threading.get_ident()
+        self.ident = threading.get_ident()
         selector = self.selector
         timers = self._timers
         while not self._stopping:
@@ -186,44 +198,55 @@ class Loop:
                     heapq.heappop(timers)
                 if timers:
                     timeout = max(0.0, timers[0][0] - monotonic())
-            for callback, mask in selector.select(timeout):
-                self._run(callback, mask)
+            ready = selector.select(timeout)
+            self.now = monotonic()
+            if ready:
+                self._run_all(ready)
             if self._soon:
                 with self._soon_lock:
-                    soon = list(self._soon)
+                    soon = [(fn, None) for fn in self._soon]
                     self._soon.clear()
-                for fn in soon:
-                    self._run(fn, None)
+                self._run_all(soon)
             if timers:
                 now = monotonic()
                 while timers and timers[0][0] <= now:
                     handle = heapq.heappop(timers)
                     callback = handle[2]
-                    if callback is not None:
+                    if callback is not None:  # (one at a time: a timer may cancel the next one)
                         handle[2] = None
-                        self._run(callback, None)
+                        self._run_all([(callback, None)])
             if self.dirty:
                 dirty = self.dirty
                 self.dirty = set()
-                for item in dirty:
-                    self._run(item.flush, None)
+                self._run_all([(item.flush, None) for item in dirty])
 
-    def _run(self, callback: Callable[..., Any], mask: Optional[int]) -> None:
+    def _run_all(self, calls: Sequence[Tuple[Callable[..., Any], Optional[int]]]) -> None:
+        """Run callbacks, each ``callback(arg)`` (``callback()`` for None); log the ones over ``slow_callback``.
+
+        One clock read per callback: each one's time runs from the end of the one before.
+        """
+        slow = self.slow_callback
         started = monotonic()
-        try:
-            if mask is None:
-                callback()
-            else:
-                callback(mask)
-        except Exception:
-            logger.exception("%s: a callback failed", self.name)
-        took = monotonic() - started
-        if took > self.slow_callback:
-            what = getattr(callback, "__qualname__", repr(callback))
-            owner = getattr(callback, "__self__", None)
-            label = getattr(owner, "id", None) or getattr(getattr(owner, "ws", None), "id", None) or ""
-            logger.warning("%s: %s %s took %.3f s: every connection waited (hand blocking work to a thread)",
-                           self.name, label, what, took)
+        for callback, arg in calls:
+            self.current = None
+            try:
+                if arg is None:
+                    callback()
+                else:
+                    callback(arg)
+            except Exception:
+                logger.exception("%s: a callback failed", self.name)
+            now = monotonic()
+            if now - started > slow:
+                self._report_slow(callback, now - started)
+            started = now
+
+    def _report_slow(self, callback: Callable[..., Any], took: float) -> None:
+        what = self.current or getattr(callback, "__qualname__", repr(callback))
+        owner = getattr(callback, "__self__", None)
+        label = getattr(owner, "id", None) or getattr(getattr(owner, "ws", None), "id", None) or ""
+        logger.warning("%s: %s %s took %.3f s: every connection on this reactor waited; hand blocking work "
+                       "to a thread (see EventHandler.run_in_thread)", self.name, label, what, took)
 
     def _drain_wake(self, mask: int) -> None:
         try:
