@@ -101,16 +101,14 @@ def read_ahead(stream: Any, sock: socket.socket) -> Optional[bytes]:
 
 
 def take_over(sock: socket.socket, conn: ServerConnection, request: hs.Request, response: bytes,
-              options: Options, remote_address: Any, leftover: bytes, *, via: str,
-              finish: bool = True) -> WebSocket:
+              options: Options, remote_address: Any, leftover: bytes, *, via: str) -> WebSocket:
     """The open WebSocket on a server's socket, after :func:`negotiate` accepted (``response``: the 101).
 
     ``leftover``: bytes read past the head, given to the WebSocket first. An
     ``SSLSocket`` gets a :class:`TLSRelay`. When the WebSocket is released
-    the connection is finished (:class:`Handoff`): always with a relay, and
-    for a plain socket when ``finish`` (the WSGI servers would reuse it;
-    http.server's ``upgrade()`` leaves a plain socket to http.server, which
-    closes it). ``via`` names the integration in the log.
+    the connection is finished (:class:`Handoff`): unread input drained and
+    the socket shut down both ways, so the server can neither reuse it nor
+    reset it by closing over unread bytes. ``via`` names the integration in the log.
     """
     if sock.family in (socket.AF_INET, socket.AF_INET6):
         try:
@@ -121,7 +119,7 @@ def take_over(sock: socket.socket, conn: ServerConnection, request: hs.Request, 
     # All TLS calls in the relay's thread; the WebSocket owns its end of the pair, never the server's socket.
     ws = HandedOver(sock if relay is None else relay.inner, options, shared(), remote_address,
                     owns_socket=relay is not None, release_on_close=True)
-    ws._handoff = Handoff(sock, relay, options.close_timeout or 10.0) if relay is not None or finish else None
+    ws._handoff = Handoff(sock, relay, options.close_timeout or 10.0)
     ws.request = request
     with ws._lock:
         ws.opened_locked(conn, response)

@@ -3,8 +3,10 @@
 ``upgrade(self)`` in a request handler's ``do_GET`` checks the upgrade
 request with the same rules, limits and hooks as :func:`wsframe.serve`, answers
 101 and returns the open :class:`~wsframe.sync.connection.WebSocket`; the
-request's socket becomes the WebSocket's, and http.server closes it when
-``do_GET`` returns.
+request's socket becomes the WebSocket's. When the WebSocket is released (the
+end of ``with``), input nobody will read is drained and the socket shut down,
+so closing it, as http.server does when ``do_GET`` returns, sends no reset
+that could destroy the last frames.
 
 TLS. When the server terminates TLS itself (its listening socket wrapped
 with ``context.wrap_socket(..., server_side=True)``), the request's socket
@@ -88,9 +90,8 @@ def upgrade(request_handler: Any, **options: Any) -> WebSocket:
         raise _refusal(response)
     # Bytes http.server's rfile read past the head, before the relay: these bytes come first.
     leftover = read_ahead(getattr(request_handler, "rfile", None), sock) or b""
-    # A plain socket stays http.server's to close; an SSLSocket is finished by the relay's handoff.
-    return take_over(sock, conn, request, response, opts, request_handler.client_address, leftover,
-                     via="upgrade", finish=False)
+    # Released, the socket is drained and shut down (TLS: by the relay); http.server then closes it.
+    return take_over(sock, conn, request, response, opts, request_handler.client_address, leftover, via="upgrade")
 
 
 def _answer(request_handler: Any, response: bytes) -> None:
