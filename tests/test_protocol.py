@@ -1510,3 +1510,16 @@ def test_has_events_says_when_events_would_yield_nothing(backend) -> None:
     ended.receive_eof()
     assert ended.has_events  # the EOF is still to be reported
     assert list(ended.events()) == [Closed(1006, "")]
+
+
+def test_take_messages_takes_at_most_limit(backend) -> None:
+    conn = Connection(backend=backend.name)
+    conn.receive_data(b"".join(_masked(TEXT, str(i).encode()) for i in range(5))
+                      + _masked(TEXT, b"5", fin=False) + _masked(CONT, b"!"))
+    assert conn.take_messages(0) == []
+    assert conn.take_messages(2) == ["0", "1"]
+    assert conn.take_messages(1) == ["2"]
+    assert conn.take_messages() == ["3", "4", "5!"]
+    conn.receive_data(_masked(TEXT, b"a", fin=False) + _masked(CONT, b"b") + _masked(BINARY, b"c"))
+    assert conn.take_messages(1) == ["ab"]
+    assert conn.take_messages(1) == [b"c"]

@@ -269,7 +269,25 @@ class WsframeProtocol(asyncio.BufferedProtocol):
     def _process(self) -> None:
         conn = self.conn
         queue = self._queue
-        for event in conn.events():
+        events = None
+        while True:
+            if self._phase == _OPEN:  # the messages ahead of the next event, in one call, up to max_queue
+                room = None if self._lost else self.max_queue - len(queue)  # (lost: all of them, then Closed)
+                for data in conn.take_messages(room):
+                    if isinstance(data, str):
+                        queue.append({"type": "websocket.receive", "text": data})
+                    else:
+                        queue.append({"type": "websocket.receive", "bytes": data})
+                if room is not None and len(queue) >= self.max_queue:
+                    self._pause_for_queue()
+                    break
+            if not conn.has_events:
+                break
+            if events is None:
+                events = conn.events()
+            event = next(events, None)
+            if event is None:
+                break
             kind = type(event)
             if kind is TextMessage:
                 if self._phase == _OPEN:

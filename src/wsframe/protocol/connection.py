@@ -316,7 +316,7 @@ class Connection:
                 continue
             return
 
-    def take_messages(self) -> List[Union[str, bytes]]:
+    def take_messages(self, limit: Optional[int] = None) -> List[Union[str, bytes]]:
         """The complete data messages at the front of what was received: str for text, bytes for binary.
 
         Takes them up to the first frame that is anything else (a control
@@ -325,8 +325,9 @@ class Connection:
         only once the caller asks for events again: after it has answered the
         messages before it. Returns ``[]`` when :meth:`events` must be used
         (nothing parsed yet, an event waiting, the handshake, closing,
-        ``stream=True``). For drivers that handle messages in batches: one call,
-        not a generator step, per batch.
+        ``stream=True``). At most ``limit`` messages when given (a driver's
+        queue bound); the rest wait for the next call. For drivers that handle
+        messages in batches: one call, not a generator step, per batch.
         """
         messages: List[Union[str, bytes]] = []
         if self._ready or self._state is not State.OPEN or self.stream or self._deferred is not None:
@@ -334,6 +335,10 @@ class Connection:
         frames = self._frames
         ready = self._ready
         plain = not self.extensions
+        if limit is None:
+            limit = -1
+        elif limit < 1:
+            return messages
         while frames:
             frame = frames[0]
             opcode = frame.opcode
@@ -342,6 +347,8 @@ class Connection:
             frames.popleft()
             if plain and opcode and frame.fin:  # a whole message in one frame: what _on_data makes of it
                 messages.append(frame.payload.decode("utf-8") if opcode == OP_TEXT else frame.payload)
+                if len(messages) == limit:
+                    break
                 continue
             try:
                 self._on_frame(frame)
@@ -350,6 +357,8 @@ class Connection:
                 break
             if ready:  # the last frame of a message
                 messages.append(ready.popleft().data)  # type: ignore[union-attr]
+                if len(messages) == limit:
+                    break
         return messages
 
     def data_to_send(self) -> bytes:
