@@ -577,13 +577,13 @@ class Run(NamedTuple):
 
 def pull(conn: Connection, batched: bool = False) -> list:
     """Every event the connection has now: from ``events()``, or (``batched``) as a batching driver takes
-    them, ``take_messages()`` between single events, its messages counted as the events they stand for."""
+    them, ``take_messages()`` between ``next_event()`` calls, its messages counted as the events they stand for."""
     if not batched:
         return list(conn.events())
     out: list = []
     while True:
         out += [TextMessage(m) if isinstance(m, str) else BinaryMessage(m) for m in conn.take_messages()]
-        event = next(conn.events(), None)
+        event = conn.next_event()
         if event is None:
             return out
         out.append(event)

@@ -269,7 +269,6 @@ class WsframeProtocol(asyncio.BufferedProtocol):
     def _process(self) -> None:
         conn = self.conn
         queue = self._queue
-        events = None
         while True:
             if self._phase == _OPEN:  # the messages ahead of the next event, in one call, up to max_queue
                 room = None if self._lost else self.max_queue - len(queue)  # (lost: all of them, then Closed)
@@ -281,11 +280,7 @@ class WsframeProtocol(asyncio.BufferedProtocol):
                 if room is not None and len(queue) >= self.max_queue:
                     self._pause_for_queue()
                     break
-            if not conn.has_events:
-                break
-            if events is None:
-                events = conn.events()
-            event = next(events, None)
+            event = conn.next_event()
             if event is None:
                 break
             kind = type(event)

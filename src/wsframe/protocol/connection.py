@@ -316,6 +316,13 @@ class Connection:
                 continue
             return
 
+    def next_event(self) -> Optional[Event]:
+        """The next event, or None when there is none now: :meth:`events` one at a time, for drivers
+        that take messages with :meth:`take_messages` and the other events between them."""
+        if not self.has_events:
+            return None
+        return next(self.events(), None)
+
     def take_messages(self, limit: Optional[int] = None) -> List[Union[str, bytes]]:
         """The complete data messages at the front of what was received: str for text, bytes for binary.
 

@@ -243,24 +243,24 @@ class ReactorConnection:
             self.flush()
         if not mask & _READABLE or self._closed:
             return
-        buffer = self.server.read_buffer
+        server = self.server
         try:
-            n = self.sock.recv_into(buffer)
+            n = self.sock.recv_into(server.read_buffer)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             n = 0
-        with memoryview(buffer)[:n] as view:
-            conn = self._conn
-            if self._tls is not None:
-                self._tls_receive(view)
-            elif conn is not None and n:  # the common case, inline: an open connection's bytes
-                self._rx += n
-                self._last_rx = self.loop.now
-                conn.receive_data(view)
-                self._process()
-            else:
-                self._received(view)
+        view = server.read_view[:n]  # parsed before the next read reuses the buffer (the core keeps no view)
+        conn = self._conn
+        if self._tls is not None:
+            self._tls_receive(view)
+        elif conn is not None and n:  # the common case, inline: an open connection's bytes
+            self._rx += n
+            self._last_rx = self.loop.now
+            conn.receive_data(view)
+            self._process()
+        else:
+            self._received(view)
         if self._out and not self._closed:  # the answers to this read, now: one write for all of them
             self.flush()
             if not self._out:
@@ -371,20 +371,15 @@ class ReactorConnection:
         limit = self.options.write_limit
         if self._backlog is not None:
             backlog, self._backlog = self._backlog, None
-            if not self._deliver(conn, backlog, limit):
+            if conn.state is State.OPEN and not self._deliver(conn, backlog, limit):
                 self._stalled = True
                 return
-        events = None
         while True:
             messages = conn.take_messages()
             if messages and not self._deliver(conn, messages, limit):
                 self._stalled = True  # the rest waits (in the core and the backlog) until the peer reads: see flush
                 return
-            if not conn.has_events:
-                break
-            if events is None:
-                events = conn.events()
-            event = next(events, None)
+            event = conn.next_event()
             if event is None:
                 break
             kind = type(event)
@@ -416,7 +411,8 @@ class ReactorConnection:
         on_message = self._on_message
         loop = self.loop
         for i, message in enumerate(messages):
-            if conn.state is not State.OPEN:  # the handler closed: later messages are discarded
+            if i and conn.state is not State.OPEN:  # the handler closed: later messages are discarded
+                # (the first is checked by the caller: take_messages() and events() give none unless OPEN)
                 return True
             if on_message is not None:
                 loop.current = "on_message"

@@ -51,6 +51,7 @@ class ReactorServer:
         self._frames = _backend.load(self.options.backend) if self.options.backend else _backend.active
         self.loop = Loop()
         self.read_buffer = bytearray(65536)  # one for every connection: reads are parsed before the next
+        self.read_view = memoryview(self.read_buffer)  # (never resized: no release needed)
         self._live: Set[ReactorConnection] = set()
         self._open: Set[ReactorConnection] = set()
         self._lock = threading.Lock()
