@@ -611,10 +611,12 @@ def _pin(cpu: int) -> None:
         os.sched_setaffinity(0, {cpu})
 
 
-def _server_env() -> Dict[str, str]:
+def _server_env(tree: Optional[str] = None) -> Dict[str, str]:
+    """The servers' environment: wsframe from this checkout, or from ``tree`` (a ``NAME@TREE`` server)."""
     env = dict(os.environ)
-    if (SRC / "wsframe").is_dir():  # benchmark the checkout
-        env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
+    src = SRC if tree is None else Path(tree) / "src"
+    if (src / "wsframe").is_dir():  # benchmark the checkout
+        env["PYTHONPATH"] = str(src) + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
 
@@ -632,8 +634,8 @@ def import_problem(module: str) -> str:
 
 
 class ServerProcess:
-    def __init__(self, argv: List[str]) -> None:
-        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, env=_server_env(), text=True)
+    def __init__(self, argv: List[str], tree: Optional[str] = None) -> None:
+        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, env=_server_env(tree), text=True)
         line = self.process.stdout.readline().split()  # type: ignore[union-attr]
         if not line or line[0] != "PORT":
             self.stop()
@@ -671,14 +673,16 @@ class ServerProcess:
 
 
 def start_server(name: str) -> ServerProcess:
+    """A server by name; ``wsframe-...@TREE`` runs wsframe from another checkout (before/after runs)."""
+    name, _, tree = name.partition("@")
     if name == "raw-echo":
         return ServerProcess([LOADGEN, "echo"])
     if name == "python-raw-echo":
         return ServerProcess([sys.executable, __file__, "_serve", name])
     if name.startswith("wsframe-reactor-"):
-        return ServerProcess([sys.executable, __file__, "_serve", "wsframe-reactor", name.rsplit("-", 1)[1]])
+        return ServerProcess([sys.executable, __file__, "_serve", "wsframe-reactor", name.rsplit("-", 1)[1]], tree or None)
     if name.startswith("wsframe-"):
-        return ServerProcess([sys.executable, __file__, "_serve", "wsframe", name.split("-", 1)[1]])
+        return ServerProcess([sys.executable, __file__, "_serve", "wsframe", name.split("-", 1)[1]], tree or None)
     return ServerProcess([sys.executable, __file__, "_serve", name])
 
 
@@ -1142,8 +1146,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(str(exc))
     servers = [s for s in opts.servers.split(",") if s]
     for name in servers:
-        if name not in SERVERS:
-            parser.error(f"unknown server {name!r}; known: {', '.join(SERVERS)}")
+        base, _, tree = name.partition("@")
+        if base not in SERVERS or (tree and not base.startswith("wsframe-")):
+            parser.error(f"unknown server {name!r}; known: {', '.join(SERVERS)} (wsframe ones also as NAME@TREE)")
     for name in list(servers):
         module = PEER_MODULES.get(name)
         problem = import_problem(module) if module else ""

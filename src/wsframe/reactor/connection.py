@@ -261,10 +261,6 @@ class ReactorConnection:
             self._process()
         else:
             self._received(view)
-        if self._out and not self._closed:  # the answers to this read, now: one write for all of them
-            self.flush()
-            if not self._out:
-                self.loop.dirty.discard(self)
 
     def _tls_receive(self, view: memoryview) -> None:
         tls, tls_in = self._tls, self._tls_in
