@@ -238,7 +238,8 @@ class ReactorConnection:
             self._open_timer = self.loop.call_later(timeout, self._open_expired)
 
     def _on_event(self, mask: int) -> None:
-        """The socket is ready: write what waits, then read, parse, run the callbacks and write their answers."""
+        """The socket is ready: write what waits, then read, parse and run the callbacks (their answers go
+        out at the end of the loop turn, gathered per connection)."""
         if mask & _WRITABLE:
             self.flush()
         if not mask & _READABLE or self._closed:

@@ -13,9 +13,11 @@ close deadlines), and adds threads and locks, in one place:
   guarded by ``_lock``, held only for work that never waits: feeding
   received bytes, sending without blocking. So :meth:`send` is safe from any
   thread, and frames from different threads never interleave.
-* Events are taken from the protocol one message at a time, as the handler
-  asks for them: a protocol violation or a close frame that arrived behind a
-  message takes effect only after the handler got that message, so it can
+* Messages are taken from the protocol as the handler asks for them: the
+  ones already received ahead of the next other event in one call
+  (``Connection.take_messages``), handed over by :meth:`WebSocket.recv`
+  without a lock; a protocol violation or a close frame that arrived behind
+  a message takes effect only after the handler got that message, so it can
   answer it, and its answer goes out before the close frame.
 * Only the owner thread closes the file descriptor, at the end, under the
   read lock: timers end a connection with ``socket.shutdown()``, which wakes
