@@ -272,6 +272,19 @@ def test_threshold_and_per_message_choice(backend: Any) -> None:
     assert rsvs == [0, RSV1, RSV1, 0, RSV1, 0]
 
 
+def test_send_parts_goes_through_the_extension(backend: Any) -> None:
+    """With compression agreed, a large message is one (compressed, or not when asked) frame: the
+    extension encodes it, so its payload is never sent as the caller's bytes."""
+    conn, _ = open_server(backend, "permessage-deflate")
+    big = b"b" * 70000
+    for compress, rsv in ((None, RSV1), (False, 0)):
+        parts = conn.send_parts(big, compress)
+        assert len(parts) == 1
+        (opcode, got_rsv, payload), = server_frames(conn, parts[0])
+        assert (opcode, got_rsv) == (2, rsv)
+        assert (inflate(payload) if rsv else payload) == big
+
+
 def test_uncompressed_messages_from_the_peer(backend: Any) -> None:
     conn, _ = open_server(backend, "permessage-deflate")
     data = raw_frame(0x1, b"plain", key=KEY) + raw_frame(0x2, compress(b"packed"), rsv=RSV1, key=KEY)

@@ -451,3 +451,24 @@ def test_unusual_arguments_agree(name) -> None:
         rc = outcome(lambda: call(C, _odd_inputs()[name]))
         rp = outcome(lambda: call(P, _odd_inputs()[name]))
         assert rc == rp, what
+
+
+@SETTINGS
+@given(
+    opcode=st.integers(-2, 17),
+    length=st.one_of(st.integers(-2, 70000), st.sampled_from([2**16 - 1, 2**16, 2**63 - 1, 2**63, 2**64])),
+    fin=st.booleans(),
+    rsv=st.integers(-2, 9),
+)
+def test_encode_header_agrees(opcode, length, fin, rsv) -> None:
+    """encode_header() is encode_frame()'s header, with the same errors, in both backends."""
+    rc = outcome(lambda: C.encode_header(opcode, length, fin=fin, rsv=rsv))
+    assert rc == outcome(lambda: P.encode_header(opcode, length, fin=fin, rsv=rsv))
+    if 0 <= length <= 300:
+        frame = outcome(lambda: C.encode_frame(opcode, bytes(length), fin=fin, rsv=rsv))
+        assert rc == (frame if frame[0] != "ok" else ("ok", frame[1][: len(frame[1]) - length]))
+    if rc[0] == "ok":
+        header = C.parse_header(rc[1] + b"\x00" * 8)
+        assert header is not None and (header.opcode, header.fin, header.rsv, header.length) == (
+            opcode, fin, rsv, length)
+        assert header.size == len(rc[1]) and not header.masked

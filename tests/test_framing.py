@@ -1046,3 +1046,44 @@ def test_the_callers_buffer_is_free_after_an_error(backend) -> None:
     r.feed(memoryview(buf))
     assert r.error is not None
     buf.extend(b"more")
+
+
+@pytest.mark.parametrize("masked", [True, False])
+def test_payload_across_feeds_counts_as_pending(backend, masked: bool) -> None:
+    """A payload spanning feeds is written into its final buffer as it arrives: ``pending`` counts what
+    arrived (not what the header announced), and the delivered payload is an independent bytes object."""
+    payload = os.urandom(200_000)
+    frame = raw_frame(OP_BINARY, payload, key=KEY if masked else None)
+    r = backend.FrameReader()
+    buf = bytearray(frame[:1000])
+    assert r.feed(buf) == []
+    assert r.pending == 1000 - (frame.index(KEY) + 4 if masked else 10)
+    buf[:] = b"\x00" * 1000  # the caller's buffer is free at once
+    got = []
+    for i in range(1000, len(frame), 9999):
+        got += r.feed(memoryview(frame)[i : i + 9999])
+    assert frames_of(got) == [(OP_BINARY, True, 0, payload)]
+    assert type(got[0].payload) is bytes and r.pending == 0
+
+
+def test_a_frame_longer_than_the_preallocation_grows_as_it_arrives(backend) -> None:
+    """Past 64 MiB (only with the limits raised) the payload is not allocated from the header: a peer's
+    length field alone cannot make the reader reserve what it never sends."""
+    n = (1 << 26) + 3
+    chunk = bytes(range(256)) * 4096  # 1 MiB
+    r = backend.FrameReader(require_mask=False)
+    assert r.feed(raw_frame(OP_BINARY, b"", key=None)[:1] + b"\x7f" + n.to_bytes(8, "big")) == []
+    assert r.pending == 0
+    got = []
+    sent = 0
+    while sent < n:
+        piece = chunk[: n - sent]
+        got += r.feed(piece)
+        sent += len(piece)
+        if sent == 5 * len(chunk):
+            assert r.pending == sent
+    assert len(got) == 1 and len(got[0].payload) == n
+    assert got[0].payload[: len(chunk)] == chunk and got[0].payload[-3:] == chunk[:3]
+    huge = backend.FrameReader(require_mask=False)  # 1 TiB announced: allocated whole, this would fail
+    assert huge.feed(b"\x82\x7f" + (1 << 40).to_bytes(8, "big") + b"abc") == []
+    assert huge.error is None and huge.pending == 3

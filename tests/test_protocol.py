@@ -1028,11 +1028,36 @@ SENDS = [
     ("send_text", ("x",)),
     ("send_binary", (b"x",)),
     ("send", ("x",)),
+    ("send_parts", ("x",)),
+    ("send_parts", (b"x" * 70000,)),  # the scatter/gather path checks the state too
     ("send_fragment", (b"x",)),
     ("send_ping", (b"",)),
     ("send_pong", (b"",)),
     ("close", (1000,)),
 ]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_send_parts(role: str, backend) -> None:
+    """A large message that goes out unchanged is its header then the caller's bytes themselves;
+    anything else is the one frame send() makes. Joined, the parts are always send()'s frame."""
+    conn = Connection(client=role == "client", backend=backend.name)
+    big = bytes(range(256)) * 256  # 64 KiB: the threshold
+    text = "é" * 33000 + "x" * 33000  # 66,000 characters, 99,000 bytes of UTF-8
+    for message in (b"x" * 65535, big, text, bytearray(big), memoryview(big), "small"):
+        parts = conn.send_parts(message)
+        frame = conn.send(message)
+        if role == "server":
+            assert b"".join(parts) == frame
+        else:  # masked with a fresh key each time: the same frame but for the key and the masking
+            check_written(b"".join(parts), role, [(TEXT if isinstance(message, str) else BINARY, bytes(
+                message.encode() if isinstance(message, str) else message))])
+        gathered = role == "server" and (message is big or message is text)
+        assert len(parts) == (2 if gathered else 1)
+        if gathered:
+            assert parts[0] == frame[: len(frame) - len(parts[1])]
+            if message is big:
+                assert parts[1] is big  # not copied
 
 
 @pytest.mark.parametrize("how", ["close-sent", "close-received", "failed", "eof"])

@@ -76,6 +76,23 @@ def test_writes_never_block_and_queue_in_order(maint: Maintenance, nonblocking: 
     peer.close()
 
 
+def test_a_big_frame_goes_out_after_the_held_ones_in_order(maint: Maintenance, nonblocking: bool) -> None:
+    """Held frames and a big payload are gathered into one sendmsg; what the socket does not take
+    waits in order, ahead of later writes."""
+    t, peer, lost = make(maint, nonblocking)
+    payload = bytes(range(256)) * 4096  # 1 MiB
+    with t._lock:
+        t.hold_locked(b"head-1")
+        t.hold_locked(b"head-2")
+        t.write_locked(payload)
+        assert not t.holding and t.backlogged
+        t.write_locked(b"tail")
+    expected = b"head-1head-2" + payload + b"tail"
+    assert drain(peer, len(expected)) == expected
+    assert not lost
+    peer.close()
+
+
 def test_flush_below_waits_for_the_peer_and_times_out(maint: Maintenance, nonblocking: bool) -> None:
     t, peer, _ = make(maint, nonblocking)
     with t._lock:

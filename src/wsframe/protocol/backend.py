@@ -23,7 +23,7 @@ __all__ = ["BACKEND", "NO_EXTENSIONS", "NAMES", "Backend", "load", "available", 
 NAMES = (
     # framing (one source: frames.py, compiled as frames_c)
     "Frame", "Header", "FrameReader", "parse_header", "make_frame",
-    "encode_frame", "encode_frame_into", "frame_size",
+    "encode_frame", "encode_frame_into", "encode_header", "frame_size",
     # per-byte kernels (kernels_py.py and its compiled twin kernels_c)
     "mask", "mask_inplace", "Utf8Validator", "validate_utf8", "MASK_IMPL",
 )
@@ -57,6 +57,8 @@ class Backend(Protocol):
         self, buffer: WriteableBuffer, offset: int, opcode: int, payload: ReadableBuffer, fin: bool = True,
         rsv: int = 0, mask_key: Optional[ReadableBuffer] = None,
     ) -> int: ...
+
+    def encode_header(self, opcode: int, length: int, fin: bool = True, rsv: int = 0) -> bytes: ...
 
     def frame_size(self, length: int, masked: bool = False) -> int: ...
 

@@ -85,6 +85,7 @@ DEFAULT_MAX_FRAGMENTS = 128 * 1024
 
 _UTF8_DECODER = codecs.getincrementaldecoder("utf-8")  # stream mode: text split anywhere across frames
 _KEY_POOL = 4096  # bytes of mask keys drawn from the OS at a time (1024 frames)
+GATHER_MIN = 65536  # send_parts(): from this many bytes on, a payload is not copied behind its header
 
 
 class State(enum.IntEnum):
@@ -551,6 +552,27 @@ class Connection:
         if isinstance(data, str):
             return self.send_text(data, compress)
         return self.send_binary(data, compress)
+
+    def send_parts(
+        self, data: Union[str, bytes, bytearray, memoryview], compress: Optional[bool] = None
+    ) -> Tuple[bytes, ...]:
+        """A message's frame as buffers to write in order (``sendmsg``, ``writelines``).
+
+        A large message (:data:`GATHER_MIN` bytes, or characters of a str) that
+        goes out unchanged (server side, no extension agreed) comes back as its
+        header and then the payload itself, ``bytes`` as given or the UTF-8 of
+        a str, not copied behind the header; anything
+        else as the one frame :meth:`send` makes. A bytearray or memoryview is
+        always copied: the caller may change it before it is written.
+        """
+        if (len(data) >= GATHER_MIN and not self.client and not self.extensions
+                and self._state is State.OPEN and self._sending_fragments is None):
+            if type(data) is bytes:
+                return self._backend.encode_header(OP_BINARY, len(data)), data
+            if type(data) is str:
+                payload = data.encode("utf-8")
+                return self._backend.encode_header(OP_TEXT, len(payload)), payload
+        return (self.send(data, compress),)
 
     def _encoded(self, opcode: int, data: bytes, first: bool, fin: bool, compress: Optional[bool]) -> bytes:
         """A data frame through the extensions, in the order they were agreed."""

@@ -47,16 +47,25 @@ if not cython.compiled:  # compiled, the .pxd cimports the constants and the C k
         append_unmasked,
         byte_view,
         join_frame,
+        new_payload,
         parse_mask_key,
+        payload_bytes,
         unmask_slice,
         write_frame,
+        write_unmasked,
     )
 
 _MAX_HEADER = 14  # bytes: 2, 8 of 64-bit length, 4 of mask key
+_MAX_LENGTH = 2**63 - 1  # the 64-bit length's most significant bit is 0 (RFC 6455 5.2)
 
 # FrameReader states.
 _HEADER = 0  # between frames (maybe with a partial header in the tail buffer)
 _PAYLOAD = 1  # header read, payload arriving
+
+#: Payloads up to this size that span reads are written into their final buffer, allocated
+#: whole from the header (within the reader's limits): completing them copies nothing.
+#: Longer ones (only possible with the limits raised past it) grow as they arrive.
+_PREALLOC_MAX = 1 << 26
 
 
 class Header:
@@ -304,7 +313,9 @@ class FrameReader:
         self._h = Header.__new__(Header)
         self._state = _HEADER
         self._tail = bytearray()
-        self._payload = bytearray()
+        self._payload = bytearray()  # a payload over _PREALLOC_MAX, as it grows
+        self._final: Optional[bytearray] = None  # new_payload(): the payload in progress, whole
+        self._filled = 0  # bytes of it written
         self._remaining = 0
         self._message_opcode = 0
         self._message_size = 0
@@ -317,7 +328,7 @@ class FrameReader:
     @property
     def pending(self) -> int:
         """Bytes held that do not make a complete frame yet."""
-        return len(self._tail) + len(self._payload)
+        return len(self._tail) + len(self._payload) + self._filled
 
     @property
     def in_message(self) -> bool:
@@ -351,6 +362,8 @@ class FrameReader:
             self.error = exc
             self._tail = bytearray()
             self._payload = bytearray()
+            self._final = None
+            self._filled = 0
         return frames
 
     def _parse_run(self, view: ByteView, pos: int, end: int, frames: List[Frame]) -> int:
@@ -366,8 +379,7 @@ class FrameReader:
                     self._utf8.feed(payload)
                 self._deliver(payload, frames)
             else:
-                self._state = _PAYLOAD
-                self._remaining = h._length
+                self._start_payload(h)
                 return self._fill(view, start, end, frames)
         return pos
 
@@ -385,27 +397,48 @@ class FrameReader:
         self._check_context(h)
         used = h._size - held
         self._tail = bytearray()
+        self._start_payload(h)
+        return self._fill(view, used, end, frames)
+
+    def _start_payload(self, h: Header) -> None:
+        """The header in ``h`` is checked; its payload arrives in later reads."""
         self._state = _PAYLOAD
         self._remaining = h._length
-        return self._fill(view, used, end, frames)
+        self._filled = 0
+        if h._length <= _PREALLOC_MAX:  # within the limits checked from the header
+            self._final = new_payload(h._length)
 
     def _fill(self, view: ByteView, pos: int, end: int, frames: List[Frame]) -> int:
         """Add payload bytes of the frame in progress; deliver it when complete."""
         n = end - pos
         if n > self._remaining:
             n = self._remaining
-        payload = self._payload
+        final = self._final
         if n > 0:
-            start = len(payload)
-            append_unmasked(payload, view, pos, pos + n, self._h._key, start)
+            if final is not None:
+                start = self._filled
+                write_unmasked(final, start, view, pos, pos + n, self._h._key, start)
+                self._filled = start + n
+                if self._text:
+                    # Text is validated as it arrives, so bad UTF-8 fails at once.
+                    self._utf8.feed(final, start, start + n)
+            else:
+                payload = self._payload
+                start = len(payload)
+                append_unmasked(payload, view, pos, pos + n, self._h._key, start)
+                if self._text:
+                    self._utf8.feed(payload, start, start + n)
             self._remaining -= n
-            if self._text:
-                # Text is validated as it arrives, so bad UTF-8 fails at once.
-                self._utf8.feed(payload, start, start + n)
         if self._remaining == 0:
             self._state = _HEADER
-            self._payload = bytearray()
-            self._deliver(bytes(payload), frames)
+            if final is not None:
+                self._final = None
+                self._filled = 0
+                self._deliver(payload_bytes(final), frames)
+            else:
+                payload = self._payload
+                self._payload = bytearray()
+                self._deliver(bytes(payload), frames)
         return pos + n
 
     def _check_context(self, h: Header) -> None:
@@ -528,6 +561,22 @@ def encode_frame(
         head = bytearray(_MAX_HEADER)
     size = _write_header(head, b0, n, mask_key is not None, key)
     return join_frame(head, size, view, key)
+
+
+def encode_header(opcode: int, length: int, fin: bool = True, rsv: int = 0) -> bytes:
+    """The header of an unmasked (server-side) frame with a ``length``-byte payload.
+
+    Written before the payload itself (scatter/gather I/O), it saves joining a
+    large payload to its header.
+    """
+    n = operator.index(length)
+    if n < 0 or n > _MAX_LENGTH:
+        raise ValueError("a frame's length is 0 to 2**63 - 1")
+    b0 = _first_byte(opcode, n, fin, rsv)
+    if not cython.compiled:
+        head = bytearray(_MAX_HEADER)
+    size = _write_header(head, b0, n, False, 0)
+    return join_frame(head, size, b"", 0)  # the header alone
 
 
 def encode_frame_into(

@@ -5,9 +5,11 @@ from libc.stdint cimport uint32_t
 
 from .constants cimport (CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG, MAX_CONTROL_PAYLOAD, OP_BINARY, OP_CLOSE,
                         OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, RSV1)
-from .kernels_c cimport (Utf8Validator, append_unmasked, byte_view, join_frame, parse_mask_key, unmask_slice,
-                         write_frame)
+from .kernels_c cimport (Utf8Validator, append_unmasked, byte_view, join_frame, new_payload, parse_mask_key,
+                         payload_bytes, unmask_slice, write_frame, write_unmasked)
 cdef int _HEADER, _PAYLOAD
+cdef long long _PREALLOC_MAX
+cdef object _MAX_LENGTH
 
 
 # Fields are private; frames.py gives them read-only properties (compiled to C getters).
@@ -56,6 +58,8 @@ cdef class FrameReader:
     cdef int _state
     cdef bytearray _tail
     cdef bytearray _payload
+    cdef bytes _final
+    cdef Py_ssize_t _filled
     cdef unsigned long long _remaining
     cdef int _message_opcode
     cdef unsigned long long _message_size
@@ -76,7 +80,9 @@ cdef class FrameReader:
     cdef Py_ssize_t _finish_tail_header(self, const unsigned char[::1] view, Py_ssize_t end,
                                         list frames) except -1
 
-    @cython.locals(n=Py_ssize_t, payload=bytearray, start=Py_ssize_t)
+    cdef void _start_payload(self, Header h) except *
+
+    @cython.locals(n=Py_ssize_t, payload=bytearray, final=bytes, start=Py_ssize_t)
     cdef Py_ssize_t _fill(self, const unsigned char[::1] view, Py_ssize_t pos, Py_ssize_t end,
                           list frames) except -1
 
@@ -102,3 +108,6 @@ cpdef bytes encode_frame(int opcode, payload, bint fin=*, int rsv=*, mask_key=*)
 @cython.locals(n=Py_ssize_t, b0=int, key=uint32_t, head="unsigned char[14]", size=Py_ssize_t)
 cpdef Py_ssize_t encode_frame_into(buffer, Py_ssize_t offset, int opcode, payload, bint fin=*, int rsv=*,
                                    mask_key=*) except -1
+
+@cython.locals(b0=int, head="unsigned char[14]", size=Py_ssize_t)
+cpdef bytes encode_header(int opcode, object length, bint fin=*, int rsv=*)

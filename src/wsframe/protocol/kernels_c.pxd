@@ -6,6 +6,14 @@ cdef bytes unmask_slice(const unsigned char[::1] src, Py_ssize_t start, Py_ssize
 cdef void append_unmasked(bytearray dst, const unsigned char[::1] src, Py_ssize_t start,
                           Py_ssize_t stop, uint32_t key, Py_ssize_t phase) except *
 cdef uint32_t parse_mask_key(object key) except? 0
+cdef bytes new_payload(Py_ssize_t n)
+cdef void write_unmasked(bytes dst, Py_ssize_t offset, const unsigned char[::1] src, Py_ssize_t start,
+                         Py_ssize_t stop, uint32_t key, Py_ssize_t phase) except *
+
+
+# The final buffer of new_payload() is the payload itself, compiled: nothing to copy.
+cdef inline bytes payload_bytes(bytes payload):
+    return payload
 
 
 # Inline here, so that frames_c gets its own copy (no call into this module on the hot path).

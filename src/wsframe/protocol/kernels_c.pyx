@@ -180,6 +180,28 @@ cdef void append_unmasked(bytearray dst, const unsigned char[::1] src, Py_ssize_
         PyBuffer_Release(&out)
 
 
+cdef bytes new_payload(Py_ssize_t n):
+    """A payload's final buffer, written by :func:`write_unmasked` before anyone else sees it:
+    the bytes object that is delivered, so completing the frame copies nothing."""
+    return PyBytes_FromStringAndSize(NULL, n)
+
+
+cdef void write_unmasked(bytes dst, Py_ssize_t offset, const unsigned char[::1] src, Py_ssize_t start,
+                         Py_ssize_t stop, uint32_t key, Py_ssize_t phase) except *:
+    cdef Py_ssize_t n = stop - start
+    cdef unsigned char k[4]
+    if n <= 0:
+        return
+    if offset < 0 or offset + n > PyBytes_GET_SIZE(dst):
+        raise ValueError("write past the end of the payload")
+    cdef unsigned char *out = <unsigned char *>PyBytes_AS_STRING(dst) + offset
+    if key == 0:
+        memcpy(out, &src[start], n)
+    else:
+        _key_bytes(key, k)
+        _xor(out, &src[start], n, k, phase & 3)
+
+
 cdef inline void _copy_head(unsigned char *out, const unsigned char *head, Py_ssize_t size) noexcept:
     """memcpy for 2 to 14 bytes as two fixed-size, possibly overlapping moves: no library call."""
     if size >= 8:

@@ -117,6 +117,27 @@ def append_unmasked(dst: bytearray, src: ByteView, start: int, stop: int, key: i
         dst += _xor(src[start:stop], key.to_bytes(4, "big"), phase)
 
 
+def new_payload(n: int) -> bytearray:
+    """A payload's final buffer of ``n`` bytes, written by :func:`write_unmasked` (compiled: the
+    bytes object that is delivered; here a bytearray that :func:`payload_bytes` copies once)."""
+    return bytearray(n)
+
+
+def write_unmasked(dst: bytearray, offset: int, src: ByteView, start: int, stop: int, key: int, phase: int) -> None:
+    """Write ``src[start:stop]``, unmasked from key byte ``phase``, into ``dst`` at ``offset``."""
+    n = stop - start
+    if n <= 0:
+        return
+    if offset < 0 or offset + n > len(dst):
+        raise ValueError("write past the end of the payload")
+    dst[offset : offset + n] = src[start:stop] if key == 0 else _xor(src[start:stop], key.to_bytes(4, "big"), phase)
+
+
+def payload_bytes(payload: bytearray) -> bytes:
+    """The finished payload of :func:`new_payload` as bytes."""
+    return bytes(payload)
+
+
 def join_frame(head: bytearray, size: int, payload: ByteView, key: int) -> bytes:
     """A whole frame as bytes: ``head[:size]`` (the header frames wrote), then the payload, masked
     with the wire-order ``key`` unless it is 0."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 from ..hooks import decide_upgrade, plain_http_response
 from ..options import Options, Refuse
 from ..protocol import handshake as hs
-from ..protocol.connection import ServerConnection, SharedMessage, State
+from ..protocol.connection import GATHER_MIN, ServerConnection, SharedMessage, State
 from ..protocol.extensions import Extension
 from ..protocol.constants import (
     CLOSE_ABNORMAL,
@@ -45,7 +45,10 @@ __all__ = ["ReactorConnection"]
 logger = logging.getLogger("wsframe.reactor")
 
 _ids = itertools.count(1)
-_READ = 65536  # bytes read at a time into the loop's shared buffer
+_READ = 65536  # bytes of TLS records decrypted at a time
+#: Bytes read at a time into the server's shared buffer (one per server, not per connection):
+#: large messages arrive in a few reads, each parsed before the next.
+READ_SIZE = 1 << 20
 _IOV = 64  # buffers per sendmsg()
 _READABLE, _WRITABLE = selectors.EVENT_READ, selectors.EVENT_WRITE
 Sendable = Union[str, bytes, bytearray, memoryview]
@@ -165,7 +168,12 @@ class ReactorConnection:
         if conn is None or self._closed:
             raise ConnectionClosed(*(self._local or (CLOSE_ABNORMAL, "")))
         try:
-            frame = conn.send_text(message, compress) if isinstance(message, str) else conn.send_binary(message, compress)
+            if len(message) < GATHER_MIN:
+                frame = conn.send_text(message, compress) if isinstance(message, str) else conn.send_binary(message, compress)
+            else:  # a large payload is written after its header, not copied behind it
+                *head, frame = conn.send_parts(message, compress)
+                if head:
+                    self._queue(head[0])
         except InvalidState:
             if conn.state is State.OPEN:
                 raise

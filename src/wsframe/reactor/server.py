@@ -23,7 +23,7 @@ from ..protocol import backend as _backend
 from ..protocol import handshake as hs
 from ..protocol.connection import SharedMessage
 from ..sync.server import _listen, format_address
-from .connection import ReactorConnection
+from .connection import READ_SIZE, ReactorConnection
 from .loop import Loop
 
 __all__ = ["ReactorServer"]
@@ -50,7 +50,7 @@ class ReactorServer:
         self.factory = factory
         self._frames = _backend.load(self.options.backend) if self.options.backend else _backend.active
         self.loop = Loop()
-        self.read_buffer = bytearray(65536)  # one for every connection: reads are parsed before the next
+        self.read_buffer = bytearray(READ_SIZE)  # one for every connection: reads are parsed before the next
         self.read_view = memoryview(self.read_buffer)  # (never resized: no release needed)
         self._live: Set[ReactorConnection] = set()
         self._open: Set[ReactorConnection] = set()

@@ -37,7 +37,7 @@ from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optiona
 
 from ..options import Options
 from ..protocol import handshake as hs
-from ..protocol.connection import Connection, SharedMessage, State
+from ..protocol.connection import GATHER_MIN, Connection, SharedMessage, State
 from ..protocol.constants import CLOSE_ABNORMAL, CLOSE_INTERNAL_ERROR, CLOSE_POLICY_VIOLATION
 from ..protocol.errors import ConnectionClosed, InvalidState
 from ..protocol.events import BinaryMessage, Closed, Event, Pong, TextMessage
@@ -478,7 +478,12 @@ class WebSocket:
             if transport.dead or conn is None:
                 raise self._closed_error()
             try:
-                frame = conn.send(message, compress)
+                if len(message) < GATHER_MIN:
+                    frame = conn.send(message, compress)
+                else:  # a large payload is written after its header, not copied behind it
+                    *head, frame = conn.send_parts(message, compress)
+                    if head:
+                        transport.hold_locked(head[0])
             except InvalidState:
                 if conn.state is State.OPEN:
                     raise

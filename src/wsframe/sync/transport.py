@@ -257,11 +257,15 @@ class Transport:
                 data = b"".join(held)
                 held.clear()
                 self._held_size = 0
-            else:  # no copy of a big frame: two writes
+            else:  # no copy of a big frame: written after the held ones, in one call where it can be
                 self._held = []
                 self._held_size = 0
-                self._send_locked(b"".join(held))
-                self._send_locked(data)
+                head = b"".join(held)
+                if self._tls is None and not self._out and _HAS_SENDMSG:
+                    self._gather_locked(head, data)
+                else:
+                    self._send_locked(head)
+                    self._send_locked(data)
                 return
         elif not data:
             return
@@ -316,6 +320,27 @@ class Transport:
             rest = memoryview(data)[n:] if n else data
             self._out.append(rest)
             self._queued += len(rest)
+            self._watch_locked()
+
+    def _gather_locked(self, head: bytes, data: Buffer) -> None:
+        """Send ``head`` then ``data`` in one ``sendmsg`` (plain socket, nothing queued); queue the rest."""
+        try:
+            n = self.sock.sendmsg([head, data], (), self._flags)
+        except BlockingIOError:
+            n = 0
+        except OSError as exc:
+            logger.debug("%s write failed: %s", self.label, exc)
+            self._on_lost("connection lost")
+            return
+        rest: List[Buffer] = []
+        if n < len(head):
+            rest.append(memoryview(head)[n:] if n else head)
+            rest.append(data)
+        elif n - len(head) < len(data):
+            rest.append(memoryview(data)[n - len(head):] if n > len(head) else data)
+        if rest:
+            self._out.extend(rest)
+            self._queued += sum(len(part) for part in rest)
             self._watch_locked()
 
     def _watch_locked(self) -> None:
