@@ -1067,8 +1067,8 @@ def test_payload_across_feeds_counts_as_pending(backend, masked: bool) -> None:
 
 
 def test_a_frame_longer_than_the_preallocation_grows_as_it_arrives(backend) -> None:
-    """Past 64 MiB (only with the limits raised) the payload is not allocated from the header: a peer's
-    length field alone cannot make the reader reserve what it never sends."""
+    """Past 64 MiB (only with the limits raised), or with little of it here, a payload is not allocated
+    from the header: a peer's length field alone cannot make the reader reserve what it never sends."""
     n = (1 << 26) + 3
     chunk = bytes(range(256)) * 4096  # 1 MiB
     r = backend.FrameReader(require_mask=False)
@@ -1087,3 +1087,29 @@ def test_a_frame_longer_than_the_preallocation_grows_as_it_arrives(backend) -> N
     huge = backend.FrameReader(require_mask=False)  # 1 TiB announced: allocated whole, this would fail
     assert huge.feed(b"\x82\x7f" + (1 << 40).to_bytes(8, "big") + b"abc") == []
     assert huge.error is None and huge.pending == 3
+
+
+def test_a_reader_cannot_be_pickled_or_copied(backend) -> None:
+    """A frame in progress is written in place (compiled: into the bytes object it becomes): no copy
+    of the reader may share it."""
+    import copy
+    import pickle
+
+    r = backend.FrameReader()
+    r.feed(raw_frame(OP_BINARY, b"x" * 100_000, key=KEY)[:50_000])
+    for attempt in (lambda: pickle.dumps(r), lambda: copy.copy(r), lambda: copy.deepcopy(r)):
+        with pytest.raises(TypeError):
+            attempt()
+
+
+@pytest.mark.parametrize("first", [10, 60_000])  # little or much of the payload in the first read
+def test_bad_utf8_in_a_payload_across_feeds_fails_at_its_chunk(backend, first: int) -> None:
+    text = ("é" * 50_000).encode()
+    bad = text[:70_001] + b"\xff" + text[70_002:]
+    frame = raw_frame(OP_TEXT, bad, key=KEY)
+    head = frame.index(KEY) + 4
+    r = backend.FrameReader()
+    assert r.feed(frame[: head + first]) == [] and r.error is None
+    assert r.feed(frame[head + first : head + 70_000]) == [] and r.error is None
+    assert r.feed(frame[head + 70_000 : head + 80_000]) == []
+    fails_with(r, 1007)

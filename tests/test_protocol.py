@@ -1548,3 +1548,19 @@ def test_take_messages_takes_at_most_limit(backend) -> None:
     conn.receive_data(_masked(TEXT, b"a", fin=False) + _masked(CONT, b"b") + _masked(BINARY, b"c"))
     assert conn.take_messages(1) == ["ab"]
     assert conn.take_messages(1) == [b"c"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_payload_awaited(role: str, backend) -> None:
+    """What a driver may read in one go: the rest of the payload in progress, and nothing between frames."""
+    conn = Connection(client=role == "client", backend=backend.name)
+    assert conn.payload_awaited == 0
+    data, _ = wire([F(BINARY, b"p" * 200_000), F(TEXT, b"after")], role)
+    head = len(data) - 200_000 - len(wire([F(TEXT, b"after")], role)[0])
+    conn.receive_data(data[: head + 1000])
+    assert conn.payload_awaited == 199_000
+    conn.receive_data(data[head + 1000 : head + 150_000])
+    assert conn.payload_awaited == 50_000
+    conn.receive_data(data[head + 150_000 :])
+    assert conn.payload_awaited == 0
+    assert conn.take_messages() == [b"p" * 200_000, "after"]

@@ -390,6 +390,13 @@ class Connection:
         return self._state is State.CLOSED and (not self.client or self._eof or self._failed)
 
     @property
+    def payload_awaited(self) -> int:
+        """Bytes of a frame's payload still to come (0 between frames): a driver may read that much
+        at once, knowing the read carries nothing else to parse."""
+        reader = self._reader
+        return reader.awaited if reader is not None else 0
+
+    @property
     def has_pending_input(self) -> bool:
         """True while received bytes or frames wait to be turned into events by :meth:`events`.
 

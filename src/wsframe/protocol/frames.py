@@ -62,10 +62,14 @@ _MAX_LENGTH = 2**63 - 1  # the 64-bit length's most significant bit is 0 (RFC 64
 _HEADER = 0  # between frames (maybe with a partial header in the tail buffer)
 _PAYLOAD = 1  # header read, payload arriving
 
-#: Payloads up to this size that span reads are written into their final buffer, allocated
-#: whole from the header (within the reader's limits): completing them copies nothing.
-#: Longer ones (only possible with the limits raised past it) grow as they arrive.
+#: A payload that spans reads is written into its final buffer, allocated whole from the
+#: checked header, when it is at most _PREALLOC_MAX bytes and at most _PREALLOC_RATIO times
+#: the payload bytes already here plus _PREALLOC_SMALL: completing it copies nothing. Others
+#: (a header with little behind it, or limits raised past 64 MiB) grow as their bytes arrive,
+#: so a header alone never makes the reader reserve more than about 64 KiB.
 _PREALLOC_MAX = 1 << 26
+_PREALLOC_RATIO = 32
+_PREALLOC_SMALL = 65536
 
 
 class Header:
@@ -331,6 +335,15 @@ class FrameReader:
         return len(self._tail) + len(self._payload) + self._filled
 
     @property
+    def awaited(self) -> int:
+        """Bytes of the payload in progress still to come (0 between frames)."""
+        return self._remaining if self._state == _PAYLOAD else 0
+
+    def __reduce__(self) -> str:
+        """Not picklable or copyable: a frame in progress is being written where no one else may see it."""
+        raise TypeError("a FrameReader cannot be pickled or copied")
+
+    @property
     def in_message(self) -> bool:
         """True between the first and the last frame of a fragmented message."""
         return self._message_opcode != 0
@@ -379,7 +392,7 @@ class FrameReader:
                     self._utf8.feed(payload)
                 self._deliver(payload, frames)
             else:
-                self._start_payload(h)
+                self._start_payload(h, end - start)
                 return self._fill(view, start, end, frames)
         return pos
 
@@ -397,15 +410,15 @@ class FrameReader:
         self._check_context(h)
         used = h._size - held
         self._tail = bytearray()
-        self._start_payload(h)
+        self._start_payload(h, end - used)
         return self._fill(view, used, end, frames)
 
-    def _start_payload(self, h: Header) -> None:
-        """The header in ``h`` is checked; its payload arrives in later reads."""
+    def _start_payload(self, h: Header, here: int) -> None:
+        """The header in ``h`` is checked; ``here`` bytes of its payload came with it, the rest follows."""
         self._state = _PAYLOAD
         self._remaining = h._length
         self._filled = 0
-        if h._length <= _PREALLOC_MAX:  # within the limits checked from the header
+        if h._length <= _PREALLOC_MAX and h._length <= here * _PREALLOC_RATIO + _PREALLOC_SMALL:
             self._final = new_payload(h._length)
 
     def _fill(self, view: ByteView, pos: int, end: int, frames: List[Frame]) -> int:

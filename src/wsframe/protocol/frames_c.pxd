@@ -8,7 +8,7 @@ from .constants cimport (CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG, MAX_CONTROL_PAYLOA
 from .kernels_c cimport (Utf8Validator, append_unmasked, byte_view, join_frame, new_payload, parse_mask_key,
                          payload_bytes, unmask_slice, write_frame, write_unmasked)
 cdef int _HEADER, _PAYLOAD
-cdef long long _PREALLOC_MAX
+cdef long long _PREALLOC_MAX, _PREALLOC_RATIO, _PREALLOC_SMALL
 cdef object _MAX_LENGTH
 
 
@@ -80,7 +80,7 @@ cdef class FrameReader:
     cdef Py_ssize_t _finish_tail_header(self, const unsigned char[::1] view, Py_ssize_t end,
                                         list frames) except -1
 
-    cdef void _start_payload(self, Header h) except *
+    cdef void _start_payload(self, Header h, Py_ssize_t here) except *
 
     @cython.locals(n=Py_ssize_t, payload=bytearray, final=bytes, start=Py_ssize_t)
     cdef Py_ssize_t _fill(self, const unsigned char[::1] view, Py_ssize_t pos, Py_ssize_t end,

@@ -46,8 +46,10 @@ logger = logging.getLogger("wsframe.reactor")
 
 _ids = itertools.count(1)
 _READ = 65536  # bytes of TLS records decrypted at a time
-#: Bytes read at a time into the server's shared buffer (one per server, not per connection):
-#: large messages arrive in a few reads, each parsed before the next.
+#: Bytes read at a time into the server's shared buffer (one per server, not per connection),
+#: each read parsed before the next: _SMALL_READ, or up to READ_SIZE of a large payload in
+#: progress and nothing after it (so one read never holds more than _SMALL_READ of small frames).
+_SMALL_READ = 65536
 READ_SIZE = 1 << 20
 _IOV = 64  # buffers per sendmsg()
 _READABLE, _WRITABLE = selectors.EVENT_READ, selectors.EVENT_WRITE
@@ -168,7 +170,7 @@ class ReactorConnection:
         if conn is None or self._closed:
             raise ConnectionClosed(*(self._local or (CLOSE_ABNORMAL, "")))
         try:
-            if len(message) < GATHER_MIN:
+            if len(message) < GATHER_MIN or self._tls is not None:  # (TLS copies into records anyway)
                 frame = conn.send_text(message, compress) if isinstance(message, str) else conn.send_binary(message, compress)
             else:  # a large payload is written after its header, not copied behind it
                 *head, frame = conn.send_parts(message, compress)
@@ -253,14 +255,19 @@ class ReactorConnection:
         if not mask & _READABLE or self._closed:
             return
         server = self.server
+        conn = self._conn
+        size = _SMALL_READ
+        if conn is not None:
+            awaited = conn.payload_awaited
+            if awaited > size and self._tls is None:
+                size = awaited if awaited < READ_SIZE else READ_SIZE
         try:
-            n = self.sock.recv_into(server.read_buffer)
+            n = self.sock.recv_into(server.read_buffer, size)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             n = 0
         view = server.read_view[:n]  # parsed before the next read reuses the buffer (the core keeps no view)
-        conn = self._conn
         if self._tls is not None:
             self._tls_receive(view)
         elif conn is not None and n:  # the common case, inline: an open connection's bytes

@@ -478,7 +478,7 @@ class WebSocket:
             if transport.dead or conn is None:
                 raise self._closed_error()
             try:
-                if len(message) < GATHER_MIN:
+                if len(message) < GATHER_MIN or transport.tls:  # (TLS copies into records anyway)
                     frame = conn.send(message, compress)
                 else:  # a large payload is written after its header, not copied behind it
                     *head, frame = conn.send_parts(message, compress)

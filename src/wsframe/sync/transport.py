@@ -111,6 +111,11 @@ class Transport:
         return self._queued + self._held_size
 
     @property
+    def tls(self) -> bool:
+        """True once TLS runs over the socket."""
+        return self._tls is not None
+
+    @property
     def backlogged(self) -> bool:
         """True while bytes wait for the socket (later writes queue behind them)."""
         return bool(self._out)
