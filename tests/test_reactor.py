@@ -345,3 +345,43 @@ def test_compression_per_message_and_the_agreed_extension(backend: Any, style: s
         assert wait_for(lambda: bool(seen))
         (agreed,) = seen[0]
         assert isinstance(agreed, PerMessageDeflate) and agreed.send_no_context and agreed.recv_bits == 12
+
+
+def test_a_failed_connection_drains_before_closing(backend: Any, style: str) -> None:
+    """A message, then a frame with a reserved opcode and 100 KB more behind it (Autobahn 4.1.5, made
+    certain): the message is echoed, 1002 comes back, and the peer sees a FIN, not a reset over the
+    unread bytes that could destroy both."""
+    import os
+
+    from frames_by_hand import raw_frame
+    from wsframe.protocol.events import Accepted, CloseReceived, TextMessage
+
+    with running(Echo, backend, style) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            conn = ClientConnection(f"127.0.0.1:{server.port}", "/", backend=backend.name)
+            sock.sendall(conn.handshake_request())
+            while not any(isinstance(e, Accepted) for e in conn.events()):
+                conn.receive_data(sock.recv(65536))
+            key = b"\x01\x02\x03\x04"
+            sock.sendall(conn.send_text("hello") + raw_frame(7, b"bad", key=key)
+                         + raw_frame(2, b"x" * 100_000, key=key))
+            received: List[Any] = []
+            ended: Any = None
+            for _ in range(1000):
+                try:
+                    data = sock.recv(65536)
+                except ConnectionResetError as exc:
+                    ended = exc
+                    break
+                if not data:
+                    ended = "FIN"
+                    break
+                conn.receive_data(data)
+                received += list(conn.events())
+            if ended == "FIN":  # a reset after the FIN shows as the socket's error (EPIPE)
+                time.sleep(0.5)
+                error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                ended = os.strerror(error) if error else "FIN"
+    assert ended == "FIN"
+    assert [e.data for e in received if isinstance(e, TextMessage)] == ["hello"]
+    assert any(isinstance(e, CloseReceived) and e.code == 1002 for e in received)

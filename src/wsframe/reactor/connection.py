@@ -50,6 +50,7 @@ _READ = 65536  # bytes of TLS records decrypted at a time
 #: each read parsed before the next: _SMALL_READ, or up to READ_SIZE of a large payload in
 #: progress and nothing after it (so one read never holds more than _SMALL_READ of small frames).
 _SMALL_READ = 65536
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 READ_SIZE = 1 << 20
 _IOV = 64  # buffers per sendmsg()
 _READABLE, _WRITABLE = selectors.EVENT_READ, selectors.EVENT_WRITE
@@ -662,4 +663,10 @@ class ReactorConnection:
         except (KeyError, ValueError):
             pass
         self.server._released(self)
+        try:  # unread input would make close() send a reset that can eat our last frames (as sync does)
+            for _ in range(16):
+                if self.sock.recv_into(self.server.read_buffer, _SMALL_READ, _DONTWAIT) <= 0:
+                    break
+        except OSError:  # BlockingIOError: nothing more is here
+            pass
         self.sock.close()

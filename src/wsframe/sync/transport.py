@@ -46,6 +46,7 @@ _HAS_POLL = hasattr(select, "poll")
 _IOV_BATCH = 64  # buffers per sendmsg() when flushing a backlog
 _READ_MIN = 2048  # receive buffer to start with: idle connections stay small
 _READ_MAX = 256 * 1024  # ... doubled while reads fill it, up to this
+_DRAIN_MAX = 1 << 20  # unread input discarded before closing, at most (the rest may still cause a reset)
 #: Batching: frames held at most, and the largest frame held.
 HOLD_MAX = 65536
 
@@ -506,9 +507,12 @@ class Transport:
         self._maint.forget(self.sock)  # every watch (write, and read for pongs) ends before the fd can be reused
         if self.owns_socket:
             try:  # unread input would make close() send a reset that can eat our last frames
-                for _ in range(16):
-                    if self.sock.recv_into(self.buffer(), 0, MSG_DONTWAIT) <= 0:
+                budget = _DRAIN_MAX
+                while budget > 0:
+                    n = self.sock.recv_into(self.buffer(), 0, MSG_DONTWAIT)
+                    if n <= 0:
                         break
+                    budget -= n
             except OSError:
                 pass
             self.sock.close()
