@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import subprocess
 import time
 from typing import Any, Callable
@@ -26,3 +28,25 @@ def stop_process(process: "subprocess.Popen[Any]", timeout: float = 5.0) -> None
     if process.poll() is None:
         process.kill()
         process.wait(timeout)
+
+
+def read_to_the_end(sock: socket.socket, conn: Any) -> "tuple[list, Any]":
+    """Feed ``conn`` what ``sock`` receives until the peer ends; the events, and how it ended:
+    "FIN", or the reset (an exception, or the socket's error recorded after the FIN)."""
+    received: list = []
+    ended: Any = None
+    for _ in range(1000):
+        try:
+            data = sock.recv(65536)
+        except ConnectionResetError as exc:
+            return received, exc
+        if not data:
+            ended = "FIN"
+            break
+        conn.receive_data(data)
+        received += list(conn.events())
+    if ended == "FIN":  # a reset can also come after the FIN, when the socket is closed over unread bytes:
+        time.sleep(0.5)  # Linux then records EPIPE (ECONNRESET before the FIN) as the socket's error
+        error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        ended = os.strerror(error) if error else "FIN"
+    return received, ended

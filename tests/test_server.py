@@ -36,7 +36,7 @@ from wsframe.protocol.connection import ClientConnection
 from wsframe.protocol.events import Accepted, CloseReceived, Closed, Ping, TextMessage
 from wsframe.protocol.errors import ConnectionClosed
 from wsframe import Accept, EventHandler, Refuse, Server, WebSocket, serve, upgrade
-from support import wait_for
+from support import read_to_the_end, wait_for
 from wsframe.sync.connection import CLOSE_SLOW_CONSUMER
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -793,22 +793,7 @@ def test_upgrade_from_http_server_drains_before_closing(backend: Any) -> None:
             # The close frame, then 60 KB after it (within the kernel buffers) that the server, done reading,
             # never looks at.
             sock.sendall(conn.close(1000, "bye") + conn._frame(0x2, b"x" * 60_000))
-            received, ended = [], None
-            for _ in range(1000):
-                try:
-                    data = sock.recv(65536)
-                except ConnectionResetError as exc:
-                    ended = exc
-                    break
-                if not data:
-                    ended = "FIN"
-                    break
-                conn.receive_data(data)
-                received += list(conn.events())
-            if ended == "FIN":  # a reset can also come after the FIN, when the socket is closed over unread bytes:
-                time.sleep(0.5)  # Linux then records EPIPE (ECONNRESET before the FIN) as the socket's error
-                error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                ended = os.strerror(error) if error else "FIN"
+            received, ended = read_to_the_end(sock, conn)
     assert ended == "FIN"
     assert any(isinstance(e, CloseReceived) and e.code == 1000 for e in received)
 

@@ -314,13 +314,8 @@ class Transport:
             self._out.append(data)
             self._queued += len(data)
             return
-        try:
-            n = self.sock.send(data, self._flags)
-        except BlockingIOError:
-            n = 0
-        except OSError as exc:
-            logger.debug("%s write failed: %s", self.label, exc)
-            self._on_lost("connection lost")
+        n = self._send_now(data)
+        if n < 0:
             return
         if n < len(data):
             rest = memoryview(data)[n:] if n else data
@@ -328,15 +323,23 @@ class Transport:
             self._queued += len(rest)
             self._watch_locked()
 
-    def _gather_locked(self, head: bytes, data: Buffer) -> None:
-        """Send ``head`` then ``data`` in one ``sendmsg`` (plain socket, nothing queued); queue the rest."""
+    def _send_now(self, data: Buffer, then: Optional[Buffer] = None) -> int:
+        """Bytes the socket took of ``data`` (and ``then`` after it) now: 0 when full, -1 when lost."""
         try:
-            n = self.sock.sendmsg([head, data], (), self._flags)
+            if then is None:
+                return self.sock.send(data, self._flags)
+            return self.sock.sendmsg([data, then], (), self._flags)
         except BlockingIOError:
-            n = 0
+            return 0
         except OSError as exc:
             logger.debug("%s write failed: %s", self.label, exc)
             self._on_lost("connection lost")
+            return -1
+
+    def _gather_locked(self, head: bytes, data: Buffer) -> None:
+        """Send ``head`` then ``data`` in one ``sendmsg`` (plain socket, nothing queued); queue the rest."""
+        n = self._send_now(head, data)
+        if n < 0:
             return
         rest: List[Buffer] = []
         if n < len(head):
