@@ -4,6 +4,7 @@ A plain script (server and load generator are separate processes on separate cor
 
     python benchmarks/bench_asgi.py                       # every case, 3 rounds
     python benchmarks/bench_asgi.py --impls wsframe,wsproto --repeat 5
+    python benchmarks/bench_asgi.py --impls wsframe,wsframe@/tmp/before --cases '1 MiB'
 
 How it measures:
 
@@ -15,6 +16,8 @@ How it measures:
 * Implementations: ``wsframe`` (``wsframe.integrations.asgi:WsframeProtocol``,
   the active framing backend; ``wsframe-python`` forces the pure one) and
   uvicorn's ``websockets-sansio``, ``wsproto`` and ``websockets`` (legacy).
+  ``NAME@TREE`` runs a wsframe one from another checkout's ``src/`` (built
+  in place), for before/after runs.
 * The load generator is bench_echo.py's C program (epoll, pre-encoded masked
   binary frames, N messages in flight per connection), pinned to CPU 0.
 * Cases (issue 11's matrix): 16 B and 1 KiB at 1, 16 and 128 connections,
@@ -23,7 +26,8 @@ How it measures:
 * Reported: messages per second, the server's CPU microseconds per message
   (user + system from /proc: meaningful on a busy machine, where wall-clock
   throughput is not), and wsframe's ratio to each of uvicorn's own, on
-  medians over the rounds (servers interleaved round by round).
+  medians over the rounds (servers interleaved round by round), as the first
+  implementation named against each of the others.
 """
 
 from __future__ import annotations
@@ -112,11 +116,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--duration", type=float, default=2.0)
+    parser.add_argument("--cases", default="", help="only the cases whose label contains one of these "
+                        "comma-separated strings, e.g. '1 MiB'")
     opts = parser.parse_args(argv)
     impls = [i for i in opts.impls.split(",") if i]
     for impl in impls:
-        if impl not in IMPLS:
-            parser.error(f"unknown implementation {impl!r}; known: {', '.join(IMPLS)}")
+        if impl.partition("@")[0] not in IMPLS:
+            parser.error(f"unknown implementation {impl!r}; known: {', '.join(IMPLS)} (wsframe ones also as NAME@TREE)")
+    wanted = [w.strip() for w in opts.cases.split(",") if w.strip()]
+    cases = [case for case in CASES if not wanted or any(w in case[0] for w in wanted)]
+    if not cases:
+        parser.error(f"no case matches {opts.cases!r}")
 
     bench_echo.LOAD_CPU = LOAD_CPU
     results: Dict[Tuple[str, str], List[Tuple[float, float]]] = {}
@@ -127,10 +137,11 @@ def main(argv: Optional[List[str]] = None) -> int:
               f"{opts.repeat} rounds of {opts.duration}s after {opts.warmup}s warm-up", flush=True)
         for round_ in range(opts.repeat):
             for impl in impls:
-                server = bench_echo.ServerProcess([sys.executable, __file__, "_serve", impl])
-                details[impl] = server.detail
+                name, _, tree = impl.partition("@")
+                server = bench_echo.ServerProcess([sys.executable, __file__, "_serve", name], tree or None)
+                details[impl] = server.detail + (f"@{tree}" if tree else "")
                 try:
-                    for label, size, conns, window in CASES:
+                    for label, size, conns, window in cases:
                         rate, cpu_us = bench_echo.throughput(server, conns, window, size, opts, raw=False)
                         results.setdefault((impl, label), []).append((rate, cpu_us))
                         print(f"  round {round_ + 1} {impl:18} {label:18} {rate:10.0f} msg/s {cpu_us:8.1f} us/msg",
@@ -144,17 +155,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     print()
     print("| case | " + " | ".join(details.get(i, i) for i in impls) + " |")
     print("|---|" + "---|" * len(impls))
-    for label, *_ in CASES:
+    for label, *_ in cases:
         cells = [f"{med(i, label, 0):,.0f} msg/s, {med(i, label, 1):.1f} us" for i in impls]
         print(f"| {label} | " + " | ".join(cells) + " |")
-    if "wsframe" in impls:
-        others = [i for i in impls if not i.startswith("wsframe")]
+    if impls and impls[0].startswith("wsframe"):
+        first = impls[0]
+        others = impls[1:]
         print()
-        print("wsframe / uvicorn's own: throughput ratio (higher is better), CPU per message ratio (lower is better)")
+        print(f"{first} / the others: throughput ratio (higher is better), CPU per message ratio (lower is better)")
         print("| case | " + " | ".join(others) + " |")
         print("|---|" + "---|" * len(others))
-        for label, *_ in CASES:
-            cells = [f"x{med('wsframe', label, 0) / med(o, label, 0):.2f} / x{med('wsframe', label, 1) / med(o, label, 1):.2f}"
+        for label, *_ in cases:
+            cells = [f"x{med(first, label, 0) / med(o, label, 0):.2f} / x{med(first, label, 1) / med(o, label, 1):.2f}"
                      for o in others]
             print(f"| {label} | " + " | ".join(cells) + " |")
     return 0

@@ -42,7 +42,7 @@ from websockets.sync.client import connect as ws_connect  # noqa: E402
 import wsframe  # noqa: E402
 from support import stop_process, wait_for  # noqa: E402
 from wsframe.integrations.asgi import WsframeProtocol  # noqa: E402
-from wsframe.protocol.connection import ClientConnection  # noqa: E402
+from wsframe.protocol.connection import GATHER_MIN, ClientConnection  # noqa: E402
 from wsframe.protocol.events import Accepted, CloseReceived, Closed, Ping  # noqa: E402
 
 PROTOCOL = "wsframe.integrations.asgi:WsframeProtocol"
@@ -374,7 +374,11 @@ def test_echo_text_and_binary(serve: Any, kind: str, http: str) -> None:
         pytest.importorskip("httptools")
     server = serve(http=http)
     with client(kind, server.url("/echo")) as ws:
-        for message in ["hello", "h\u00e9llo \u2603 \U0001f600", "", b"\x00\x01\xff", b"", "x" * MiB, bytes(range(256)) * 4096]:
+        for message in ["hello", "h\u00e9llo \u2603 \U0001f600", "", b"\x00\x01\xff", b"", "x" * MiB, bytes(range(256)) * 4096,
+                        # either side of the size from which header and payload are written unjoined, and
+                        # past the largest read (1 MiB)
+                        b"\x01" * (GATHER_MIN - 1), b"\x02" * GATHER_MIN, "\u00e9" * (GATHER_MIN - 1), "q" * GATHER_MIN,
+                        b"\x5a" * (3 * MiB + 5), "\u2603" * (MiB + 3)]:
             ws.send(message)
             assert ws.recv(timeout=10) == message
     assert wait_for(lambda: not server.protocols(), 5)

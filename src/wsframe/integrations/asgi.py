@@ -54,7 +54,7 @@ from typing import Any, Awaitable, Callable, Deque, Dict, Iterable, List, Option
 from urllib.parse import unquote
 
 from ..options import Options
-from ..protocol.connection import ServerConnection, State
+from ..protocol.connection import GATHER_MIN, ServerConnection, State
 from ..protocol.events import BinaryMessage, CloseReceived, Closed, Rejected, Request, TextMessage
 from ..sync.opening import new_server_connection
 
@@ -66,7 +66,11 @@ Message = Dict[str, Any]
 ASGIApp = Callable[[Dict[str, Any], Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
                    Awaitable[Any]]
 
-_READ_BUFFER = 256 * 1024  # one per thread: the loop reads into it, the frame reader parses it at once
+# The loop reads into a buffer shared by the thread's connections; the frame reader parses each
+# read before the next. 256 KiB at a time, or up to 1 MiB of a large payload in progress (and
+# nothing past its end), so a large message takes a few reads instead of many.
+_READ_BUFFER = 256 * 1024
+_LARGE_READ = 1 << 20
 _local = threading.local()
 
 # What the ASGI side of a connection is doing.
@@ -113,9 +117,10 @@ def _options(max_size: int, backend: Optional[str], compress: bool) -> Options:
 
 
 def _shared_buffer() -> memoryview:
+    """This thread's read buffer (_LARGE_READ bytes; reads use the first _READ_BUFFER unless a payload is awaited)."""
     view: Optional[memoryview] = getattr(_local, "view", None)
     if view is None:
-        view = _local.view = memoryview(bytearray(_READ_BUFFER))
+        view = _local.view = memoryview(bytearray(_LARGE_READ))
     return view
 
 
@@ -183,6 +188,7 @@ class WsframeProtocol(asyncio.BufferedProtocol):
 
         self._phase = _HANDSHAKE
         self._buffer: memoryview = memoryview(b"")
+        self._small = self._given = self._buffer
         self._queue: Deque[Message] = deque()
         self._waiters: List["asyncio.Future[None]"] = []
         self._disconnect: Optional[Message] = None
@@ -206,6 +212,7 @@ class WsframeProtocol(asyncio.BufferedProtocol):
         self.client = _address(transport, peer=True)
         self.scheme = "wss" if transport.get_extra_info("sslcontext") else "ws"
         self._buffer = _shared_buffer()
+        self._small = self._given = self._buffer[:_READ_BUFFER]
 
     def data_received(self, data: bytes) -> None:
         """How uvicorn's HTTP protocol hands over the upgrade request (the loop itself uses buffer_updated)."""
@@ -214,11 +221,16 @@ class WsframeProtocol(asyncio.BufferedProtocol):
         self._process()
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self._buffer
+        awaited = self.conn.payload_awaited
+        if awaited > _READ_BUFFER:
+            self._given = self._buffer[:awaited] if awaited < _LARGE_READ else self._buffer
+        else:
+            self._given = self._small
+        return self._given
 
     def buffer_updated(self, nbytes: int) -> None:
         self._heard = True
-        self.conn.receive_data(self._buffer[:nbytes])
+        self.conn.receive_data(self._given[:nbytes])
         self._process()
 
     def eof_received(self) -> Optional[bool]:
@@ -551,13 +563,18 @@ class WsframeProtocol(asyncio.BufferedProtocol):
                 raise ClientDisconnected("the WebSocket is closed")
             data = message.get("bytes")
             if data is not None:
-                frame = conn.send_binary(data)
+                if len(data) >= GATHER_MIN and type(data) is bytes:  # header and payload, not joined
+                    self.transport.writelines(conn.send_parts(data))
+                else:
+                    self.transport.write(conn.send_binary(data))
             else:
                 text = message.get("text")
                 if text is None:
                     raise RuntimeError("websocket.send needs 'bytes' or 'text'")
-                frame = conn.send_text(text)
-            self.transport.write(frame)
+                if len(text) >= GATHER_MIN and type(text) is str:
+                    self.transport.writelines(conn.send_parts(text))
+                else:
+                    self.transport.write(conn.send_text(text))
             if self._write_paused:
                 await self._drain()
             return
