@@ -13,7 +13,11 @@ subclass)``), ``websockets-asyncio``, ``websockets-sync``, ``aiohttp``; the
 setting is wsframe's ``compression=`` name (``deflate``, ``stateless``,
 ``context``), ``deflate`` for the peers (their default: websockets' window of
 2**12 and memLevel 5 with context takeover; aiohttp's ``compress=True``), or
-``off``. ``raw-echo`` is bench_echo.py's C epoll server that returns bytes as
+``off``. A setting may end in ``+zlib`` or ``+zlib-ng``: the zlib the server
+compresses with (wsframe through ``WSFRAME_ZLIB``, aiohttp through
+``aiohttp.set_zlib_backend``; websockets has only the standard library's);
+without it, wsframe takes zlib-ng where installed and the peers the standard
+library's. ``raw-echo`` is bench_echo.py's C epoll server that returns bytes as
 they come: the ceiling of the load generator.
 
 The corpus (``corpus()``): 100 JSON-like text messages per size (1 KiB and 16
@@ -188,6 +192,9 @@ def _raise_fd_limit() -> None:
 
 def serve_main(impl: str, setting: str) -> None:
     """Run an echo server for text and binary messages, print "PORT n detail", stop on SIGTERM."""
+    setting, _, zlib_name = setting.partition("+")
+    if zlib_name:  # wsframe reads it at import; aiohttp is told below
+        os.environ["WSFRAME_ZLIB"] = zlib_name
     _pin(SERVER_CPU)
     _raise_fd_limit()
     import logging
@@ -270,8 +277,13 @@ def _serve_websockets_sync(compression: Optional[str]) -> None:
 def _serve_aiohttp(compress: bool) -> None:
     import asyncio
 
+    import aiohttp
     from aiohttp import WSMsgType, web
 
+    if os.environ.get("WSFRAME_ZLIB") == "zlib-ng":
+        from zlib_ng import zlib_ng
+
+        aiohttp.set_zlib_backend(zlib_ng)
     async def echo(request: Any) -> Any:
         ws = web.WebSocketResponse(compress=compress, max_msg_size=2 << 20)
         await ws.prepare(request)
@@ -695,6 +707,12 @@ def versions() -> str:
         except ImportError:
             parts.append(f"{module} not installed")
     parts.append(f"zlib {zlib.ZLIB_RUNTIME_VERSION}")
+    try:
+        from importlib.metadata import version
+
+        parts.append(f"zlib-ng {version('zlib-ng')} (wsframe.ZLIB {wsframe.ZLIB})")
+    except Exception:  # importlib.metadata.PackageNotFoundError
+        parts.append(f"zlib-ng not installed (wsframe.ZLIB {wsframe.ZLIB})")
     parts.append(f"Python {sys.version.split()[0]}")
     return ", ".join(parts)
 

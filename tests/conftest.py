@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import ssl
 import subprocess
@@ -11,12 +12,16 @@ from typing import Any, Tuple
 import pytest
 
 from wsframe.protocol import backend as _backend
+from wsframe.protocol import deflate as _deflate
 
 BACKENDS = _backend.available()
+#: The zlibs permessage-deflate can run on here: the standard library's, and zlib-ng's where installed.
+ZLIBS = ["zlib"] + (["zlib-ng"] if importlib.util.find_spec("zlib_ng") else [])
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"wsframe backends: available={BACKENDS} active={_backend.BACKEND}"
+    return (f"wsframe backends: available={BACKENDS} active={_backend.BACKEND}; "
+            f"zlib: available={ZLIBS} active={_deflate.ZLIB}")
 
 
 @pytest.fixture(params=BACKENDS)
@@ -24,6 +29,14 @@ def backend(request: pytest.FixtureRequest):
     """The backend namespace (``_backend.load(name)``): same names in both."""
     return _backend.load(request.param)
 
+
+@pytest.fixture(params=ZLIBS)
+def zlib_impl(request: pytest.FixtureRequest):
+    """permessage-deflate on each zlib in turn (in this process), then back to the one chosen at import."""
+    chosen = _deflate.ZLIB
+    _deflate._use_zlib(request.param)
+    yield request.param
+    _deflate._use_zlib(chosen)
 
 
 @pytest.fixture(scope="session")

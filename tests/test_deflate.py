@@ -1,4 +1,4 @@
-"""permessage-deflate (RFC 7692) in the sans-I/O core, on both backends.
+"""permessage-deflate (RFC 7692) in the sans-I/O core, on both backends and on each zlib (stdlib, zlib-ng).
 
 The peer's side is built by hand with zlib (tests/frames_by_hand.py frames),
 not with wsframe's own encoder, so that a mistake shared by both directions
@@ -15,6 +15,7 @@ import zlib
 from typing import Any, List, Optional, Sequence, Tuple
 
 import pytest
+from conftest import ZLIBS
 from frames_by_hand import raw_frame
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,6 +26,8 @@ from wsframe.protocol import handshake as hs
 from wsframe.protocol.connection import ClientConnection, Connection, ServerConnection
 from wsframe.protocol.deflate import ClientDeflateFactory, Deflate, PerMessageDeflate, ServerDeflateFactory
 from wsframe.protocol.events import BinaryMessage, Closed, Fragment, Ping, Rejected, TextMessage
+
+pytestmark = pytest.mark.usefixtures("zlib_impl")  # every test here, on each zlib in turn
 
 KEY = b"\x37\xfa\x21\x3d"
 RSV1 = 0x4
@@ -445,7 +448,8 @@ BOMB = textwrap.dedent("""
     from frames_by_hand import raw_frame
     from wsframe.protocol import handshake as hs
     from wsframe.protocol.connection import ServerConnection
-    from wsframe.protocol.deflate import ServerDeflateFactory
+    from wsframe.protocol.deflate import ZLIB, ServerDeflateFactory
+    assert ZLIB == sys.argv[2], ZLIB
     c = zlib.compressobj(9, zlib.DEFLATED, -15)
     zeros = bytes(2**20)
     bomb = b"".join([c.compress(zeros) for _ in range(256)]) + c.flush(zlib.Z_SYNC_FLUSH)  # 256 MiB in ~260 KB
@@ -462,14 +466,49 @@ BOMB = textwrap.dedent("""
 """)
 
 
-def test_a_decompression_bomb_costs_at_most_the_limit(backend: Any) -> None:
+def test_a_decompression_bomb_costs_at_most_the_limit(backend: Any, zlib_impl: str) -> None:
     """256 MiB in a 260 KB message: refused with 1009 with the peak RSS up by a few MiB (the 1 MiB limit)."""
     tests = os.path.dirname(__file__)
-    out = subprocess.run([sys.executable, "-c", BOMB, backend.name], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": tests}, check=True).stdout.split()
+    out = subprocess.run([sys.executable, "-c", BOMB, backend.name, zlib_impl], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONPATH": tests, "WSFRAME_ZLIB": zlib_impl},
+                         check=True).stdout.split()
     compressed, code, grown_mib = int(out[0]), int(out[1]), int(out[2])
     assert compressed < 2**20 and code == 1009
     assert grown_mib < 16, f"peak RSS grew by {grown_mib} MiB"
+
+
+# -- which zlib ----------------------------------------------------------------------------
+
+CHOICE = "import wsframe; from wsframe.protocol import deflate; print(wsframe.ZLIB, deflate._z.__name__)"
+
+
+@pytest.mark.parametrize("wanted", ["", "zlib", "zlib-ng"])
+def test_the_zlib_is_chosen_at_import(wanted: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "WSFRAME_ZLIB"}
+    if wanted:
+        env["WSFRAME_ZLIB"] = wanted
+    out = subprocess.run([sys.executable, "-c", CHOICE], capture_output=True, text=True, timeout=60, env=env)
+    if wanted == "zlib-ng" and "zlib-ng" not in ZLIBS:
+        assert out.returncode != 0 and "zlib_ng" in out.stderr  # asked for, not installed: an import error
+        return
+    expected = wanted or ZLIBS[-1]  # unasked: zlib-ng where installed
+    assert out.stdout.split() == [expected, "zlib_ng.zlib_ng" if expected == "zlib-ng" else "zlib"], out.stderr
+
+
+def test_an_unknown_zlib_is_refused_at_import() -> None:
+    out = subprocess.run([sys.executable, "-c", CHOICE], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "WSFRAME_ZLIB": "zopfli"})
+    assert out.returncode != 0 and "WSFRAME_ZLIB must be 'zlib' or 'zlib-ng', not 'zopfli'" in out.stderr
+
+
+def test_the_default_level_is_the_zlibs_fast_one(backend: Any, zlib_impl: str) -> None:
+    assert Deflate().level is None
+    conn, _ = open_server(backend)
+    assert conn.extensions[0].level == {"zlib": 1, "zlib-ng": 2}[zlib_impl]  # type: ignore[attr-defined]
+    conn, _ = open_server(backend, settings=Deflate(level=6))
+    assert conn.extensions[0].level == 6  # type: ignore[attr-defined]
+    client = ClientDeflateFactory(Deflate(level=None)).accept([])
+    assert client.level == {"zlib": 1, "zlib-ng": 2}[zlib_impl]  # type: ignore[attr-defined]
 
 
 # -- memory --------------------------------------------------------------------------------

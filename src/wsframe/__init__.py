@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .protocol.backend import BACKEND, active as _active
 from .protocol.connection import ClientConnection, Connection, ServerConnection, SharedMessage, State
-from .protocol.deflate import Deflate
+from .protocol.deflate import ZLIB, Deflate
 from .protocol.errors import ConnectionClosed, InvalidState, ProtocolError, WebSocketError
 from .protocol.events import (
     Accepted,
@@ -92,6 +92,7 @@ __all__ = [
     "serve",
     "upgrade",
     "BACKEND",
+    "ZLIB",
     "Accepted",
     "BinaryMessage",
     "ClientConnection",
