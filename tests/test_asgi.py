@@ -367,13 +367,26 @@ class RawClient:
 # -- in-process: Starlette and raw ASGI on uvicorn -----------------------------------
 
 
+LOOPS = ["asyncio", "uvloop"]
+
+
+def gathers_on(loop: str, server: Any) -> bool:
+    """Whether the one connection's protocol writes large messages unjoined (uvloop, plain TCP)."""
+    (proto,) = server.protocols()
+    return proto._gather_min == (GATHER_MIN if loop == "uvloop" else sys.maxsize)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
 @pytest.mark.parametrize("http", ["h11", "httptools"])
 @pytest.mark.parametrize("kind", CLIENTS)
-def test_echo_text_and_binary(serve: Any, kind: str, http: str) -> None:
+def test_echo_text_and_binary(serve: Any, kind: str, http: str, loop: str) -> None:
     if http == "httptools":
         pytest.importorskip("httptools")
-    server = serve(http=http)
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    server = serve(http=http, loop=loop)
     with client(kind, server.url("/echo")) as ws:
+        assert wait_for(lambda: len(server.protocols()) == 1, 5) and gathers_on(loop, server)
         for message in ["hello", "h\u00e9llo \u2603 \U0001f600", "", b"\x00\x01\xff", b"", "x" * MiB, bytes(range(256)) * 4096,
                         # either side of the size from which header and payload are written unjoined, and
                         # past the largest read (1 MiB)
@@ -604,12 +617,16 @@ def test_receive_backpressure_pauses_reading(serve: Any) -> None:
         assert closed_with(ws)[0] == 1000
 
 
-def test_send_backpressure_waits_for_the_transport(serve: Any) -> None:
-    server = serve()
+@pytest.mark.parametrize("loop", LOOPS)
+def test_send_backpressure_waits_for_the_transport(serve: Any, loop: str) -> None:
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    server = serve(loop=loop)
     n = 48
     with wsframe.connect(server.url(f"/flood?token=fl&n={n}"), proxy=None, open_timeout=5,
                          max_message_size=None, compression=None) as ws:  # 1 MiB of 0xab would deflate to 1 KiB
         assert wait_for(lambda: any(p._write_paused for p in server.protocols()), 5)
+        assert gathers_on(loop, server)  # on uvloop the 1 MiB messages go out through writelines()
         time.sleep(0.3)
         (proto,) = server.protocols()
         assert SENT["fl"] < n // 2  # send() waits: the app is held back by a client that does not read

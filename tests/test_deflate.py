@@ -501,14 +501,42 @@ def test_an_unknown_zlib_is_refused_at_import() -> None:
     assert out.returncode != 0 and "WSFRAME_ZLIB must be 'zlib' or 'zlib-ng', not 'zopfli'" in out.stderr
 
 
-def test_the_default_level_is_the_zlibs_fast_one(backend: Any, zlib_impl: str) -> None:
+def test_the_default_level_is_the_fast_one_of_the_compressors_zlib(backend: Any, zlib_impl: str) -> None:
+    fast = {"zlib": 1, "zlib-ng": 2}[zlib_impl]
     assert Deflate().level is None
-    conn, _ = open_server(backend)
-    assert conn.extensions[0].level == {"zlib": 1, "zlib-ng": 2}[zlib_impl]  # type: ignore[attr-defined]
+    conn, _ = open_server(backend)  # shared compressors: ZLIB's
+    assert conn.extensions[0].level == fast  # type: ignore[attr-defined]
     conn, _ = open_server(backend, settings=Deflate(level=6))
     assert conn.extensions[0].level == 6  # type: ignore[attr-defined]
+    conn, _ = open_server(backend, settings=Deflate(no_context_takeover=False))  # its own: the stdlib's
+    assert conn.extensions[0].level == 1  # type: ignore[attr-defined]
     client = ClientDeflateFactory(Deflate(level=None)).accept([])
-    assert client.level == {"zlib": 1, "zlib-ng": 2}[zlib_impl]  # type: ignore[attr-defined]
+    assert client.level == fast  # type: ignore[attr-defined]
+
+
+def module_of(obj: Any) -> str:
+    return type(obj).__module__.partition(".")[0]
+
+
+def test_what_a_connection_keeps_is_the_stdlibs_and_the_rest_zlib_s(backend: Any, zlib_impl: str) -> None:
+    """zlib-ng's larger state is used only where nothing outlives a message."""
+    chosen = {"zlib": "zlib", "zlib-ng": "zlib_ng"}[zlib_impl]
+    packed = compress(b"y" * 3000)
+    first = raw_frame(0x1, packed[:10], fin=False, rsv=RSV1, key=KEY)
+    for offer, kept in [("permessage-deflate; client_no_context_takeover", chosen), ("permessage-deflate", "zlib")]:
+        conn, _ = open_server(backend, offer)
+        pmd = conn.extensions[0]
+        assert isinstance(pmd, PerMessageDeflate)
+        events_of(conn, first)  # mid-message: the inflater exists
+        assert module_of(pmd._decompressor) == kept
+        assert events_of(conn, raw_frame(0x0, packed[10:], key=KEY)) == [TextMessage("y" * 3000)]
+    conn, _ = open_server(backend)
+    conn.send_text("z" * 3000)  # the shared compressor went back to its pool
+    idle = [obj for pool in deflate._pools.values() for obj in pool._idle]
+    assert idle and {module_of(obj) for obj in idle} == {chosen}
+    conn, _ = open_server(backend, settings=deflate.SETTINGS["context"])
+    conn.send_text("z" * 3000)
+    assert module_of(conn.extensions[0]._compressor) == "zlib"  # type: ignore[attr-defined]
 
 
 # -- memory --------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import threading
 from collections import deque
 from functools import lru_cache
@@ -189,6 +190,12 @@ class WsframeProtocol(asyncio.BufferedProtocol):
         self._phase = _HANDSHAKE
         self._buffer: memoryview = memoryview(b"")
         self._small = self._given = self._buffer
+        # From this size on a message is written as header + payload, unjoined: on uvloop's plain
+        # TCP transports only, whose writelines() is one vectored write that pauses the protocol
+        # like write(). asyncio's joins them on 3.11 and does not pause the protocol on
+        # 3.12.0-3.12.8 and 3.13.0-3.13.1 (CPython gh-127655); under TLS the header would
+        # become a TLS record of its own.
+        self._gather_min = sys.maxsize
         self._queue: Deque[Message] = deque()
         self._waiters: List["asyncio.Future[None]"] = []
         self._disconnect: Optional[Message] = None
@@ -211,6 +218,8 @@ class WsframeProtocol(asyncio.BufferedProtocol):
         self.server = _address(transport, peer=False)
         self.client = _address(transport, peer=True)
         self.scheme = "wss" if transport.get_extra_info("sslcontext") else "ws"
+        if self.scheme == "ws" and type(transport).__module__.startswith("uvloop"):
+            self._gather_min = GATHER_MIN
         self._buffer = _shared_buffer()
         self._small = self._given = self._buffer[:_READ_BUFFER]
 
@@ -410,6 +419,12 @@ class WsframeProtocol(asyncio.BufferedProtocol):
         if not self._lost and not self._closing:
             self.transport.write(data)
 
+    def _write_parts(self, parts: Tuple[bytes, ...]) -> None:
+        if len(parts) == 1:  # an extension changed the message: one frame
+            self.transport.write(parts[0])
+        else:
+            self.transport.writelines(parts)
+
     def _close_transport(self) -> None:
         """End TCP once our bytes are out; cut it if the peer does not let that happen in time.
 
@@ -563,16 +578,16 @@ class WsframeProtocol(asyncio.BufferedProtocol):
                 raise ClientDisconnected("the WebSocket is closed")
             data = message.get("bytes")
             if data is not None:
-                if len(data) >= GATHER_MIN and type(data) is bytes:  # header and payload, not joined
-                    self.transport.writelines(conn.send_parts(data))
+                if len(data) >= self._gather_min and type(data) is bytes:
+                    self._write_parts(conn.send_parts(data))
                 else:
                     self.transport.write(conn.send_binary(data))
             else:
                 text = message.get("text")
                 if text is None:
                     raise RuntimeError("websocket.send needs 'bytes' or 'text'")
-                if len(text) >= GATHER_MIN and type(text) is str:
-                    self.transport.writelines(conn.send_parts(text))
+                if len(text) >= self._gather_min and type(text) is str:
+                    self._write_parts(conn.send_parts(text))
                 else:
                     self.transport.write(conn.send_text(text))
             if self._write_paused:

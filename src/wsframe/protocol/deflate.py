@@ -3,7 +3,7 @@
 Choose a setting by name or build a :class:`Deflate`:
 
 ``"deflate"`` (the default)
-    Our messages are compressed (zlib level 1) without context takeover by a compressor
+    Our messages are compressed (zlib's fast level) without context takeover by a compressor
     shared between connections (a small pool), so sending costs no memory
     per connection. The peer keeps its context; where its offer lets the
     server limit its window (``client_max_window_bits``, as Chromium's does)
@@ -28,11 +28,16 @@ rest of the message is read). zlib cannot compress with a window of 8 bits; wher
 peer limits our window to 8 bits we agree and send our messages
 uncompressed, which RFC 7692 always allows.
 
-The zlib in use (:data:`ZLIB`) is zlib-ng's drop-in module where the PyPI
-package ``zlib-ng`` is installed (``pip install wsframe[zlib-ng]``: the same
-format, less CPU per message), else the standard library's;
-``WSFRAME_ZLIB=zlib`` forces the standard library's, ``WSFRAME_ZLIB=zlib-ng``
-requires zlib-ng.
+:data:`ZLIB` is zlib-ng's drop-in module where the PyPI package ``zlib-ng``
+is installed (``pip install wsframe[zlib-ng]``: the same format, less CPU
+per message), else the standard library's; ``WSFRAME_ZLIB=zlib`` forces the
+standard library's, ``WSFRAME_ZLIB=zlib-ng`` requires zlib-ng. It compresses
+and inflates where no state outlives a message (the shared compressors, a
+decompressor without context takeover). zlib-ng's state is larger (measured:
+an inflater that has inflated 16 KiB at a window of 2**12 about 29 KiB of
+RSS, against 12 KiB; a compressor at window 2**12 and memory level 5 about 164 KiB
+against 37 KiB), so what a connection keeps between messages is always the
+standard library's.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ import re
 import zlib
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Deque, Dict, List, Optional, Tuple, Union
+from typing import Any, Deque, Dict, List, Optional, Tuple, Type, Union, cast
 
 from .constants import CLOSE_INVALID_PAYLOAD, CLOSE_TOO_BIG, RSV1
 from .errors import ProtocolError
@@ -60,23 +65,25 @@ _POOL_IDLE = 8  # idle zlib objects kept per pool
 
 # -- which zlib ----------------------------------------------------------------------
 
-#: The zlib compressing and inflating messages: ``"zlib-ng"`` or ``"zlib"`` (the standard library's).
+#: The zlib of the shared compressors and one-message inflaters: ``"zlib-ng"`` or ``"zlib"``
+#: (the standard library's, which keeps the state that lives as long as a connection).
 ZLIB = "zlib"
 _z: Any = zlib
+_ERRORS: Tuple[Type[BaseException], ...] = (zlib.error,)  # what inflating raises, from either zlib
 #: The level a :class:`Deflate` with ``level=None`` compresses at: the fastest with at least the
 #: ratio of the standard library's level 1 (zlib-ng's level 1 is a different, coarser method).
 _FAST_LEVEL = {"zlib": 1, "zlib-ng": 2}
 
 
 def _use_zlib(name: str) -> None:
-    """Compress and inflate with ``name`` ("zlib" or "zlib-ng") from now on (idle pooled objects are dropped)."""
-    global ZLIB, _z
+    """Use ``name`` ("zlib" or "zlib-ng") from now on, at import (and in tests, before any connection)."""
+    global ZLIB, _z, _ERRORS
     if name == "zlib-ng":
         from zlib_ng import zlib_ng  # type: ignore[import-not-found, unused-ignore]
 
-        _z = zlib_ng
+        _z, _ERRORS = zlib_ng, (zlib.error, cast(Type[BaseException], zlib_ng.error))
     elif name == "zlib":
-        _z = zlib
+        _z, _ERRORS = zlib, (zlib.error,)
     else:
         raise ValueError(f"WSFRAME_ZLIB must be 'zlib' or 'zlib-ng', not {name!r}")
     ZLIB = name
@@ -88,7 +95,7 @@ def _chosen_zlib() -> str:
     if wanted:
         return wanted
     try:
-        import zlib_ng  # type: ignore[import-not-found, unused-ignore]  # noqa: F401
+        from zlib_ng import zlib_ng  # type: ignore[import-not-found, unused-ignore]  # noqa: F401
     except ImportError:
         return "zlib"
     return "zlib-ng"
@@ -105,8 +112,8 @@ class Deflate:
     uncompressed"). ``peer_max_window_bits``: the window we ask the peer to
     stay within when its offer allows it (None: the peer's choice, up to 15);
     it sets the memory our decompressor takes per connection. ``level`` and ``mem_level`` are
-    zlib's. ``level=None`` is the fast level of the zlib in use: 1 with the
-    standard library's (half the CPU of zlib's default 6 on 16 KiB of
+    zlib's. ``level=None`` is the fast level of the compressor's zlib: 1 with
+    the standard library's (half the CPU of zlib's default 6 on 16 KiB of
     JSON-like text for 16% more bytes), 2 with zlib-ng's (its level 1 trades
     much of the ratio for speed). Memory level 6 keeps the reset after each
     message (no context takeover) cheap for small messages.
@@ -187,14 +194,14 @@ class _Pool:
 _pools: Dict[Tuple[Any, ...], _Pool] = {}
 
 
-def _compressor(bits: int, level: int, mem_level: int) -> Any:
-    return _z.compressobj(level, _z.DEFLATED, -bits, mem_level)
+def _compressor(z: Any, bits: int, level: int, mem_level: int) -> Any:
+    return z.compressobj(level, zlib.DEFLATED, -bits, mem_level)
 
 
-def _decompressor(bits: int, window: bytes = b"") -> Any:
+def _decompressor(z: Any, bits: int, window: bytes = b"") -> Any:
     if window:
-        return _z.decompressobj(-max(bits, 9), zdict=window)
-    return _z.decompressobj(-max(bits, 9))  # 9 for 8: peers compress with zlib's 9 when 8 is agreed
+        return z.decompressobj(-max(bits, 9), zdict=window)
+    return z.decompressobj(-max(bits, 9))  # 9 for 8: peers compress with zlib's 9 when 8 is agreed
 
 
 def _pool(key: Tuple[Any, ...]) -> _Pool:
@@ -205,7 +212,7 @@ def _pool(key: Tuple[Any, ...]) -> _Pool:
     """
     pool = _pools.get(key)
     if pool is None:
-        pool = _pools.setdefault(key, _Pool(lambda: _compressor(key[1], key[2], key[3])))
+        pool = _pools.setdefault(key, _Pool(lambda: _compressor(_z, key[1], key[2], key[3])))
     return pool
 
 
@@ -225,13 +232,14 @@ class PerMessageDeflate:
 
     def __init__(
         self, send_bits: int, send_no_context: bool, recv_bits: int, recv_no_context: bool,
-        level: int = 1, mem_level: int = 6, threshold: int = 1024,
+        level: Optional[int] = None, mem_level: int = 6, threshold: int = 1024,
     ) -> None:
         self.send_bits = send_bits
         self.send_no_context = send_no_context
         self.recv_bits = recv_bits
         self.recv_no_context = recv_no_context
-        self.level = level
+        # None: the fast level of the zlib this side compresses with (shared compressors: ZLIB)
+        self.level = level if level is not None else _FAST_LEVEL[ZLIB if send_no_context else "zlib"]
         self.mem_level = mem_level
         self.threshold = threshold
         self._compressor: Any = None
@@ -262,7 +270,7 @@ class PerMessageDeflate:
             return data  # an uncompressed message
         d = self._decompressor
         if d is None:
-            d = self._decompressor = _decompressor(self.recv_bits, self._window)
+            d = self._decompressor = _decompressor(_z if self.recv_no_context else zlib, self.recv_bits, self._window)
             self._window = b""
         if self._after_final is not None:  # the message's deflate stream ended in an earlier frame
             out = b""
@@ -301,7 +309,7 @@ class PerMessageDeflate:
 
     def _start_after_final(self, d: Any) -> None:
         """After a final block (BFINAL), the rest of the message may only be empty stored blocks."""
-        self._after_final = _z.decompressobj(-15)
+        self._after_final = zlib.decompressobj(-15)
         self._check_after_final(d.unused_data)
 
     def _check_after_final(self, data: bytes) -> None:
@@ -310,12 +318,12 @@ class PerMessageDeflate:
             try:
                 if sink.decompress(data, 1):
                     raise ProtocolError(CLOSE_INVALID_PAYLOAD, "data after the end of the deflate stream")
-            except _z.error:
+            except zlib.error:
                 raise ProtocolError(CLOSE_INVALID_PAYLOAD, "invalid data after the end of the deflate stream") from None
             data = sink.unconsumed_tail
             if sink.eof:  # another (empty) final block: what follows it is checked the same way
                 data = sink.unused_data + data
-                sink = self._after_final = _z.decompressobj(-15)
+                sink = self._after_final = zlib.decompressobj(-15)
 
     # -- sending ---------------------------------------------------------------------
 
@@ -330,12 +338,12 @@ class PerMessageDeflate:
             if self.send_no_context:
                 c = self._send_pool().take()
             else:
-                c = _compressor(self.send_bits, self.level, self.mem_level)
+                c = _compressor(zlib, self.send_bits, self.level, self.mem_level)  # kept: the stdlib's
             self._compressor = c
         if not fin:
-            return (RSV1 if first else 0), c.compress(data) + c.flush(_z.Z_SYNC_FLUSH)
+            return (RSV1 if first else 0), c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
         # A full flush forgets the window: the next message refers to nothing before it.
-        out = c.compress(data) + c.flush(_z.Z_FULL_FLUSH if self.send_no_context else _z.Z_SYNC_FLUSH)
+        out = c.compress(data) + c.flush(zlib.Z_FULL_FLUSH if self.send_no_context else zlib.Z_SYNC_FLUSH)
         if self.send_no_context:
             self._send_pool().give(c)
             self._compressor = None
@@ -357,7 +365,7 @@ def _inflate(d: Any, data: bytes, limit: int) -> bytes:
     """Inflate ``data``, producing at most ``limit`` bytes (-1: no limit); 1009 past it, 1007 on bad data."""
     try:
         out: bytes = d.decompress(data, limit + 1 if 0 <= limit < 2**62 else 0)  # 0: no limit (zlib's ssize_t)
-    except _z.error as exc:
+    except _ERRORS as exc:
         raise ProtocolError(CLOSE_INVALID_PAYLOAD, f"invalid compressed data: {exc}") from None
     if limit >= 0 and len(out) > limit:
         raise ProtocolError(CLOSE_TOO_BIG, "message inflates past the size limit")  # before inflating more
@@ -365,10 +373,6 @@ def _inflate(d: Any, data: bytes, limit: int) -> bytes:
 
 
 # -- negotiation ---------------------------------------------------------------------
-
-
-def _level(settings: Deflate) -> int:
-    return _FAST_LEVEL[ZLIB] if settings.level is None else settings.level
 
 
 _PARAMS = ("server_no_context_takeover", "client_no_context_takeover",
@@ -433,7 +437,7 @@ class ServerDeflateFactory:
             recv_bits = min(15 if hint is None else int(hint), s.peer_max_window_bits or 15)
             answer.append(("client_max_window_bits", str(recv_bits)))
         ext = PerMessageDeflate(send_bits, send_no_context, recv_bits, recv_no_context,
-                                _level(s), s.mem_level, s.threshold)
+                                s.level, s.mem_level, s.threshold)
         return answer, ext
 
 
@@ -478,7 +482,7 @@ class ClientDeflateFactory:
             send_bits = min(send_bits, int(answer["client_max_window_bits"] or 15))
         send_no_context = s.no_context_takeover or "client_no_context_takeover" in answer
         return PerMessageDeflate(send_bits, send_no_context, recv_bits, recv_no_context,
-                                 _level(s), s.mem_level, s.threshold)
+                                 s.level, s.mem_level, s.threshold)
 
 
 _use_zlib(_chosen_zlib())
