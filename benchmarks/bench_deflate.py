@@ -284,6 +284,7 @@ def _serve_aiohttp(compress: bool) -> None:
         from zlib_ng import zlib_ng
 
         aiohttp.set_zlib_backend(zlib_ng)
+
     async def echo(request: Any) -> Any:
         ws = web.WebSocketResponse(compress=compress, max_msg_size=2 << 20)
         await ws.prepare(request)

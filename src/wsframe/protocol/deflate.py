@@ -90,6 +90,12 @@ def _use_zlib(name: str) -> None:
     _pools.clear()
 
 
+def _zlib_for(kept: bool) -> Tuple[Any, str]:
+    """The zlib module and name for an object a connection keeps between messages (the standard
+    library's: its state is smaller) or one that outlives no message (:data:`ZLIB`)."""
+    return (zlib, "zlib") if kept else (_z, ZLIB)
+
+
 def _chosen_zlib() -> str:
     wanted = os.environ.get("WSFRAME_ZLIB", "")
     if wanted:
@@ -212,7 +218,7 @@ def _pool(key: Tuple[Any, ...]) -> _Pool:
     """
     pool = _pools.get(key)
     if pool is None:
-        pool = _pools.setdefault(key, _Pool(lambda: _compressor(_z, key[1], key[2], key[3])))
+        pool = _pools.setdefault(key, _Pool(lambda: _compressor(_zlib_for(False)[0], key[1], key[2], key[3])))
     return pool
 
 
@@ -239,7 +245,7 @@ class PerMessageDeflate:
         self.recv_bits = recv_bits
         self.recv_no_context = recv_no_context
         # None: the fast level of the zlib this side compresses with (shared compressors: ZLIB)
-        self.level = level if level is not None else _FAST_LEVEL[ZLIB if send_no_context else "zlib"]
+        self.level = level if level is not None else _FAST_LEVEL[_zlib_for(not send_no_context)[1]]
         self.mem_level = mem_level
         self.threshold = threshold
         self._compressor: Any = None
@@ -270,7 +276,8 @@ class PerMessageDeflate:
             return data  # an uncompressed message
         d = self._decompressor
         if d is None:
-            d = self._decompressor = _decompressor(_z if self.recv_no_context else zlib, self.recv_bits, self._window)
+            z = _zlib_for(not self.recv_no_context)[0]
+            d = self._decompressor = _decompressor(z, self.recv_bits, self._window)
             self._window = b""
         if self._after_final is not None:  # the message's deflate stream ended in an earlier frame
             out = b""
@@ -338,7 +345,7 @@ class PerMessageDeflate:
             if self.send_no_context:
                 c = self._send_pool().take()
             else:
-                c = _compressor(zlib, self.send_bits, self.level, self.mem_level)  # kept: the stdlib's
+                c = _compressor(_zlib_for(True)[0], self.send_bits, self.level, self.mem_level)
             self._compressor = c
         if not fin:
             return (RSV1 if first else 0), c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
