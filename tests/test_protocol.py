@@ -1550,6 +1550,40 @@ def test_take_messages_takes_at_most_limit(backend) -> None:
     assert conn.take_messages(1) == [b"c"]
 
 
+def test_messages_keep_their_order_across_partial_takes_new_reads_and_events(backend) -> None:
+    """Frames parsed but not yet taken wait in front of those a later read adds, whoever takes them."""
+    conn = Connection(backend=backend.name)
+    conn.receive_data(b"".join(_masked(TEXT, str(i).encode()) for i in range(4)))
+    assert conn.take_messages(1) == ["0"]
+    conn.receive_data(_masked(PING, b"p") + _masked(TEXT, b"4"))  # two still waiting in front of these
+    assert conn.take_messages(1) == ["1"]
+    assert [type(e) for e in [next(conn.events()), next(conn.events())]] == [TextMessage, TextMessage]
+    conn.receive_data(_masked(TEXT, b"5", fin=False))
+    assert norm([next(conn.events())]) == norm([Ping(b"p")])
+    conn.receive_data(_masked(CONT, b"!") + _masked(BINARY, b"6"))
+    assert conn.take_messages() == ["4", "5!", b"6"]
+    assert not conn.has_pending_input and not conn.has_events
+
+
+def test_a_failure_in_a_batch_discards_what_follows_it(backend) -> None:
+    conn = Connection(backend=backend.name)
+    bad = _masked(TEXT, b"\xce", fin=False) + _masked(CONT, b"\xff")  # invalid UTF-8 across two frames
+    conn.receive_data(_masked(TEXT, b"ok") + bad + _masked(TEXT, b"never") + _masked(TEXT, b"nor this"))
+    assert conn.take_messages() == ["ok"]
+    events = list(conn.events())
+    assert [type(e) for e in events] == [Closed] and events[0].code == 1007
+    assert conn.take_messages() == [] and not conn.has_pending_input
+
+
+@pytest.mark.parametrize("cls", [Connection, ServerConnection, ClientConnection])
+def test_connections_have_no_instance_dict(cls) -> None:
+    """Slots: an instance dict of over 30 attributes would cost 1.5 KiB per connection (issue 12)."""
+    conn = cls("h") if cls is ClientConnection else cls()
+    assert not hasattr(conn, "__dict__")
+    with pytest.raises(AttributeError):
+        conn.not_an_attribute = 1  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_payload_awaited(role: str, backend) -> None:
     """What a driver may read in one go: the rest of the payload in progress, and nothing between frames."""

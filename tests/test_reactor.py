@@ -6,6 +6,7 @@ Shared tests run on both styles (``style`` fixture) and both backends.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import socket
 import ssl
@@ -20,6 +21,7 @@ import wsframe
 from support import read_to_the_end, wait_for
 from wsframe import ClientConnection, EventHandler, serve
 from wsframe.reactor import ReactorServer
+from wsframe.reactor.loop import Loop
 
 
 @pytest.fixture(params=["reactor", "threaded"])
@@ -217,6 +219,35 @@ def test_a_slow_callback_is_logged_with_the_connection(backend: Any, caplog: pyt
             ws.send("slow")
             assert ws.recv(timeout=5) == "slow"
     assert "on_message took" in caplog.text and "ws-r" in caplog.text
+
+
+def test_a_garbage_collection_is_logged_as_itself_not_as_the_callback_it_interrupted(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A full collection walks every live object (0.1 s and more at 10,000 connections): the warning
+    says so, and blames only the callbacks that blocked."""
+    caplog.set_level(logging.WARNING, logger="wsframe.reactor")
+    loop = Loop(slow_callback=0.025)
+    keep = [[] for _ in range(2_000_000)]  # about 60 ms for a full collection to walk
+
+    def collects() -> None:
+        gc.collect()
+
+    def blocks() -> None:
+        time.sleep(0.1)
+
+    for callback in (collects, blocks, loop.stop):
+        loop.call_soon_threadsafe(callback)
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    thread.join(30)
+    loop.close()
+    assert not thread.is_alive()
+    warnings = [r.getMessage() for r in caplog.records]
+    assert any("a garbage collection (generation 2" in w for w in warnings), warnings
+    assert any("blocks took" in w for w in warnings), warnings
+    assert not any("collects took" in w for w in warnings), warnings
+    assert loop.gc_pauses._on_gc not in gc.callbacks
+    del keep
 
 
 def test_a_peer_that_never_reads_is_held_back_then_dropped(backend: Any) -> None:

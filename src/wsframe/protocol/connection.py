@@ -178,6 +178,16 @@ class Connection:
 
     _INITIAL_STATE = State.OPEN  # the handshake was done elsewhere
 
+    # Slots, not a __dict__: over 30 attributes make an instance dict of 1.5 KiB (issue 12: memory per
+    # idle connection). Subclasses declare their own.
+    __slots__ = (
+        "client", "max_message_size", "max_frame_size", "max_fragments", "auto_pong", "stream", "_backend",
+        "_state", "subprotocol", "close_code", "close_reason", "_reader", "extensions", "_allowed_rsv",
+        "_message_rsv", "_decoded", "_text_check", "_incoming", "_frames", "_next", "_ready", "_deferred",
+        "_outgoing", "_eof", "_failed", "_close_sent", "_parts", "_message_text", "_decoder",
+        "_sending_fragments", "_keys", "_key_pos", "__weakref__",
+    )
+
     def __init__(
         self,
         client: bool = False,
@@ -213,11 +223,14 @@ class Connection:
         self._message_rsv = 0  # RSV bits of the first frame of the message being received
         self._decoded = 0  # bytes of it the extensions produced so far
         self._text_check: Optional[Utf8Validator] = None  # UTF-8 of text the extensions produce
-        # Chunks that arrived before they could be parsed (the handshake, a decision pending): a deque,
-        # a peer may send many. Events are a list: a handful at most, and an idle connection's empty
-        # list costs 56 bytes where a deque costs over 600 (issue 12: 10,000 idle connections).
-        self._incoming: Deque[bytes] = deque()
-        self._frames: Deque[Frame] = deque()
+        # Chunks that arrived before they could be parsed (the handshake, a decision pending): a deque
+        # (a peer may send many), made when the first one comes. Parsed frames not yet taken are
+        # _frames[_next:], a list the reader returned: taken by index, cleared once all are taken.
+        # Events are a list: a handful at most. An empty deque costs 760 bytes, an empty list 56
+        # (issue 12: 10,000 idle connections).
+        self._incoming: Optional[Deque[bytes]] = None
+        self._frames: List[Frame] = []
+        self._next = 0
         self._ready: List[Event] = []
         # A failure found by take_messages() behind the messages it returned: events() acts on it next.
         self._deferred: Optional[ProtocolError] = None
@@ -249,8 +262,9 @@ class Connection:
         if new is State.CLOSED:
             self.close_code = code
             self.close_reason = reason
-            self._incoming.clear()
+            self._incoming = None
             self._frames.clear()
+            self._next = 0
             self._deferred = None
             for extension in self.extensions:
                 extension.release()
@@ -278,9 +292,37 @@ class Connection:
             # Parse now, straight from the caller's buffer (frames own their payloads);
             # turning frames into events stays lazy, in events().
             reader = self._reader
-            self._frames.extend((reader if reader is not None else self._reader_for_open()).feed(data))
+            self._add_frames((reader if reader is not None else self._reader_for_open()).feed(data))
+        elif self._incoming is None:
+            self._incoming = deque((bytes(data),))
         else:
             self._incoming.append(bytes(data))
+
+    def _add_frames(self, frames: List[Frame]) -> None:
+        if not frames:
+            return
+        if self._next == len(self._frames):  # all taken (the usual case): adopt the reader's list
+            self._frames = frames
+            self._next = 0
+        else:
+            del self._frames[:self._next]
+            self._next = 0
+            self._frames.extend(frames)
+
+    def _unread(self, data: bytes) -> None:
+        """Put bytes back in front of the input (what came after the handshake's head)."""
+        if self._incoming is None:
+            self._incoming = deque()
+        self._incoming.appendleft(data)
+
+    def _take_frame(self) -> Frame:
+        frames = self._frames
+        frame = frames[self._next]
+        self._next += 1
+        if self._next == len(frames):
+            frames.clear()
+            self._next = 0
+        return frame
 
     def receive_eof(self) -> None:
         """The transport reached EOF (same as ``receive_data(b"")``)."""
@@ -296,9 +338,9 @@ class Connection:
                 exc, self._deferred = self._deferred, None
                 self._fail(exc.code, exc.reason)
                 continue
-            if self._frames:
+            if self._next < len(self._frames):
                 try:
-                    self._on_frame(self._frames.popleft())
+                    self._on_frame(self._take_frame())
                 except ProtocolError as exc:  # from an extension: bad compressed data, too big inflated
                     self._fail(exc.code, exc.reason)
                 continue
@@ -307,13 +349,13 @@ class Connection:
                     return
                 continue
             if self._state is State.CLOSED:
-                self._incoming.clear()
+                self._incoming = None
                 return
             if self._reader is not None and self._reader.error is not None:
                 self._fail(self._reader.error.code, self._reader.error.reason)
                 continue
             if self._incoming:
-                self._frames.extend(self._reader_for_open().feed(self._incoming.popleft()))
+                self._add_frames(self._reader_for_open().feed(self._incoming.popleft()))
                 continue
             if self._eof:
                 self._transition(Trigger.EOF)
@@ -343,33 +385,41 @@ class Connection:
         messages: List[Union[str, bytes]] = []
         if self._ready or self._state is not State.OPEN or self.stream or self._deferred is not None:
             return messages
-        frames = self._frames
         ready = self._ready
         plain = not self.extensions
         if limit is None:
             limit = -1
         elif limit < 1:
             return messages
-        while frames:
-            frame = frames[0]
+        frames = self._frames
+        i = self._next
+        while i < len(frames):
+            frame = frames[i]
             opcode = frame.opcode
             if opcode >= OP_CLOSE:  # control frames are events
                 break
-            frames.popleft()
+            i += 1
             if plain and opcode and frame.fin:  # a whole message in one frame: what _on_data makes of it
                 messages.append(frame.payload.decode("utf-8") if opcode == OP_TEXT else frame.payload)
                 if len(messages) == limit:
                     break
                 continue
+            self._next = i
             try:
                 self._on_frame(frame)
             except ProtocolError as exc:  # bad compressed data, too big inflated: after what came before
                 self._deferred = exc
                 break
+            finally:
+                frames, i = self._frames, self._next  # (a failure clears them)
             if ready:  # the last frame of a message
                 messages.append(ready.pop().data)  # type: ignore[union-attr]
                 if len(messages) == limit:
                     break
+        if i == len(frames):
+            frames.clear()
+            i = 0
+        self._next = i
         return messages
 
     def data_to_send(self) -> bytes:
@@ -403,7 +453,8 @@ class Connection:
         Drivers use it to tell whether more messages are already here (to
         batch their replies) without taking the next event.
         """
-        return True if (self._ready or self._frames or self._incoming or self._deferred) else False
+        return True if (
+            self._ready or self._next < len(self._frames) or self._incoming or self._deferred) else False
 
     @property
     def has_events(self) -> bool:
@@ -414,7 +465,7 @@ class Connection:
         """
         reader = self._reader
         return True if (
-            self._ready or self._frames or self._incoming or self._deferred or self._eof
+            self._ready or self._next < len(self._frames) or self._incoming or self._deferred or self._eof
             or self._state is State.CONNECTING or (reader is not None and reader.error is not None)
         ) else False
 
@@ -736,6 +787,7 @@ class ServerConnection(Connection):
     """
 
     _INITIAL_STATE = State.CONNECTING
+    __slots__ = ("origins", "subprotocols", "extension_factories", "request", "_head", "_answered")
 
     def __init__(
         self,
@@ -777,7 +829,7 @@ class ServerConnection(Connection):
             return self._refuse(exc)
         rest = self._head.rest
         if rest:
-            self._incoming.appendleft(rest)
+            self._unread(rest)
         return self._take_request(request)
 
     def receive_request(self, request: http11.Request) -> None:
@@ -862,6 +914,7 @@ class ClientConnection(Connection):
     """
 
     _INITIAL_STATE = State.CONNECTING
+    __slots__ = ("subprotocols", "extension_factories", "response", "_key", "_offer", "_request", "_head")
 
     def __init__(
         self,
@@ -909,7 +962,7 @@ class ClientConnection(Connection):
             return self._refused(exc.status, exc.reason)
         rest = self._head.rest
         if rest:
-            self._incoming.appendleft(rest)
+            self._unread(rest)
         self.response = response
         self._transition(Trigger.ACCEPTED)
         self._ready.append(Accepted(self.subprotocol, response))
